@@ -62,6 +62,10 @@ def apply_mlp(params: Params, x: jax.Array, activation: str = "relu") -> jax.Arr
     act = ACTIVATION_FNS[activation]
     h = x
     for w, b in params[:-1]:
-        h = act(h @ w + b)
-    w, b = params[-1]
-    return h @ w + b
+        h = act(_affine(h, w, b))
+    return _affine(h, *params[-1])
+
+
+def _affine(h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """h @ w + b for h (..., fan_in); the bias gets explicit leading axes (no implicit rank promotion)."""
+    return h @ w + b[(None,) * (h.ndim - 1)]
