@@ -86,8 +86,8 @@ def batch_metrics(
     per_example = get_loss(config.loss)(logits, y)  # (B,)
     real = weight > 0
     loss_sum = jnp.sum(jnp.where(real, per_example, 0.0) * weight)
-    hits = jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1)
-    return loss_sum, jnp.sum(jnp.where(real, hits, False) * weight)
+    hits = (jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1)).astype(weight.dtype)
+    return loss_sum, jnp.sum(hits * weight)
 
 
 def evaluate(
