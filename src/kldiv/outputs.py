@@ -1,0 +1,139 @@
+"""What a command leaves behind: result lines and the files of a run or comparison directory.
+
+Layout of a run directory (`kldiv run`):
+  config.json        the experiment (data, training, seeds) and the command that ran it
+  environment.json   Python, platform, package versions, JAX devices
+  history.json/.csv  per-epoch loss, accuracy, val_loss, val_accuracy (Keras' names)
+  metrics.json       final train/test loss and accuracy per seed, with their summary
+  model.safetensors  the weights (a leading run axis when several seeds ran)
+  plot.png           loss (top) and accuracy (bottom), train and test
+A comparison directory (`kldiv compare`) holds config.json, environment.json, stats.json, one
+history per loss, the figures and report.html.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kldiv.experiment import Experiment
+from kldiv.history import history_csv, history_json
+from kldiv.runs import RunDir, environment, save_params, write_atomic, write_json
+from kldiv.train import FINAL_KEYS, SEED_CHUNK, TrainResult
+
+
+def summary_lines(result: TrainResult) -> list[str]:
+    """'Train: 0.822, Test: 0.822' for one run; mean ± std and 95% t intervals for several."""
+    train_acc, test_acc = result.final["train_accuracy"], result.final["test_accuracy"]
+    if train_acc.size == 1:
+        return [f"Train: {float(train_acc[0]):.3f}, Test: {float(test_acc[0]):.3f}"]
+    from kldiv.stats import summarize
+
+    train_s, test_s = summarize(train_acc), summarize(test_acc)
+    return [
+        f"Train: {train_s.mean:.3f} ± {train_s.std:.3f}, Test: {test_s.mean:.3f} ± "
+        f"{test_s.std:.3f}  (mean ± std over {train_acc.size} seeds)",
+        f"95% t interval of the mean: train [{train_s.t_low:.4f}, {train_s.t_high:.4f}], "
+        f"test [{test_s.t_low:.4f}, {test_s.t_high:.4f}]",
+    ]
+
+
+def _record(experiment: Experiment, command: str) -> dict[str, Any]:
+    return {"command": command, **experiment.to_dict(), "seed_chunk": SEED_CHUNK}
+
+
+def _metrics(result: TrainResult) -> dict[str, Any]:
+    return {
+        "seeds": [int(s) for s in result.seeds],
+        **{k: [float(v) for v in result.final[k]] for k in FINAL_KEYS},
+        "mean": {k: float(np.mean(result.final[k])) for k in FINAL_KEYS},
+    }
+
+
+def save_run(
+    root: Path, experiment: Experiment, result: TrainResult, *, command: str, plot: bool = True
+) -> Path:
+    """Write a new run directory under `root` and return its path."""
+    single = result.seeds.size == 1
+    seeds = [int(s) for s in result.seeds]
+    params = tuple((w[0], b[0]) for w, b in result.params) if single else result.params
+    png = _history_png(result.history, experiment) if plot else None
+    with RunDir(root, "run") as run:
+        d = run.staging
+        write_json(d / "config.json", _record(experiment, command))
+        write_json(d / "environment.json", environment())
+        write_atomic(d / "history.json", history_json(result.history, seeds))
+        write_atomic(d / "history.csv", history_csv(result.history, seeds))
+        write_json(d / "metrics.json", _metrics(result))
+        save_params(
+            d / "model.safetensors",
+            params,
+            {"kldiv_config": json.dumps(experiment.to_dict()), "run_axis": str(not single)},
+        )
+        if png is not None:
+            write_atomic(d / "plot.png", png)
+    assert run.path is not None
+    return run.path
+
+
+def _history_png(history: Mapping[str, np.ndarray], experiment: Experiment) -> bytes:
+    from kldiv.plot import figure_png, history_figure
+
+    runs = history["loss"].shape[0]
+    title = f"{experiment.train.loss}, {runs} seed{'s' if runs > 1 else ''}"
+    return figure_png(history_figure(history, title=title))
+
+
+def save_comparison(
+    root: Path,
+    experiment: Experiment,
+    results: Mapping[str, TrainResult],
+    *,
+    margin: float,
+    command: str,
+    plot: bool = True,
+) -> tuple[Path, str]:
+    """Statistics, figures and report.html for a paired comparison; returns (path, terminal table)."""
+    from kldiv.report import html_report, stats_table, theory_note
+    from kldiv.stats import compare_losses
+
+    names = list(results)
+    finals = {name: r.final for name, r in results.items()}
+    histories = {name: r.history for name, r in results.items()}
+    margins = {"train_accuracy": margin, "test_accuracy": margin}
+    stats = compare_losses(finals, baseline=names[0], margins=margins, seed=0)
+    table = stats_table(stats) + "\n\n" + theory_note(stats)
+    figures: dict[str, bytes] = {}
+    if plot:
+        from kldiv.plot import comparison_figures, figure_png
+
+        figures = {
+            name: figure_png(fig)
+            for name, fig in comparison_figures(histories, finals, names[0]).items()
+        }
+    record = _record(experiment, command) | {"losses": names, "margin": margin}
+    page = html_report(
+        title=f"kldiv compare: {' vs '.join(names)}, {len(experiment.seeds)} seeds",
+        command=command,
+        config=record,
+        stats=stats,
+        figures=figures,
+    )
+    seeds = [int(s) for s in experiment.seeds]
+    with RunDir(root, "compare") as run:
+        d = run.staging
+        write_json(d / "config.json", record)
+        write_json(d / "environment.json", environment())
+        write_json(d / "stats.json", stats.to_dict())
+        for name, r in results.items():
+            write_atomic(d / f"history-{name}.json", history_json(r.history, seeds))
+            write_json(d / f"metrics-{name}.json", _metrics(r))
+        for name, png in figures.items():
+            write_atomic(d / f"{name}.png", png)
+        write_atomic(d / "report.html", page)
+    assert run.path is not None
+    return run.path, table
