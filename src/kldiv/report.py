@@ -1,0 +1,332 @@
+"""Text and HTML rendering of comparison statistics; no file I/O.
+
+`stats_table` is the terminal view, `theory_note` puts the KL = CE identity next to the numbers, and
+`html_report` is one self-contained page (figures as data: URIs, no external resources, no scripts).
+Both views draw on the same `Table`s, so the numbers in the terminal and in the page are the same
+strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kldiv.stats import ComparisonStats, PairedComparison, to_jsonable
+
+__all__ = [
+    "Table",
+    "comparison_tables",
+    "html_report",
+    "html_table",
+    "stats_table",
+    "summary_table",
+    "text_table",
+    "theory_note",
+]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_GAP = "  "
+_WIDTH = 100
+_NUM_CLASS = ' class="num"'
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of strings; the first `label_columns` columns are labels (left-aligned), the
+    rest values (right-aligned). `notes` are printed under it."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()
+    label_columns: int = 2
+
+
+def _num(x: float | None) -> str:
+    """4 decimals; 3 significant digits, exponent form, for tiny or huge values; n/a for None."""
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "0"
+    return f"{x:.2e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.4f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
+
+
+def _ci(interval: tuple[float, float] | None) -> str:
+    return "n/a" if interval is None else f"[{_num(interval[0])}, {_num(interval[1])}]"
+
+
+def _pct(confidence: float) -> str:
+    return f"{100 * confidence:g}%"
+
+
+def _grouped(items: Sequence[tuple[str, str, str | None]], metrics: Sequence[str]) -> list[str]:
+    """Notes with what they apply to, from (group, metric, note) items: "note (kl: all metrics)"."""
+    by_note: dict[str, dict[str, list[str]]] = {}
+    for group, metric, note in items:
+        if note:
+            by_note.setdefault(note, {}).setdefault(group, []).append(metric)
+    out = []
+    for note, groups in by_note.items():
+        where = [
+            f"{g}: {'all metrics' if len(ms) == len(metrics) else ', '.join(ms)}"
+            for g, ms in groups.items()
+        ]
+        out.append(f"{note} ({'; '.join(where)})")
+    return out
+
+
+def summary_table(stats: ComparisonStats) -> Table:
+    """Per loss and metric: n, mean ± std, t interval and bootstrap interval of the mean."""
+    pct = _pct(stats.confidence)
+    rows, notes, methods = [], [], set()
+    for s in stats.summaries:
+        m = s.summary
+        std = "" if m.std is None else f" ± {_num(m.std)}"
+        rows.append(
+            (s.loss, s.metric, f"{_num(m.mean)}{std}", _ci(m.t_interval), _ci(m.bootstrap_interval))
+        )
+        notes.append((s.loss, s.metric, m.note))
+        if m.bootstrap_method:
+            methods.add(m.bootstrap_method)
+    boot = "/".join(sorted(methods)) or "n/a"
+    seeds = "1 seed" if stats.n_seeds == 1 else f"{stats.n_seeds} seeds"
+    footer = (
+        f"{seeds}; mean ± std (ddof 1); bootstrap {boot}, {stats.n_boot} resamples, "
+        f"seed {stats.seed}"
+    )
+    return Table(
+        title="Final metrics per loss",
+        columns=("loss", "metric", "mean ± std", f"{pct} t CI", f"{pct} bootstrap CI"),
+        rows=tuple(rows),
+        notes=(footer, *_grouped(notes, stats.metrics)),
+    )
+
+
+def _verdict(c: PairedComparison) -> str:
+    """identical / equivalent / outside margin (the t interval of A − B misses ±margin) /
+    inconclusive; n/a for one pair."""
+    if c.n > 1 and c.all_identical:
+        return "identical"
+    if c.equivalent:
+        return "equivalent"
+    if c.n == 1:
+        return "n/a"
+    low, high = c.difference.t_interval or (c.difference.mean, c.difference.mean)
+    return "outside margin" if low >= c.margin or high <= -c.margin else "inconclusive"
+
+
+def _pairs(n: int) -> str:
+    return "the 1 pair" if n == 1 else f"all {n} pairs"
+
+
+def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table]:
+    """Each other loss A against the baseline B, paired by seed: the differences, then the tests."""
+    pct, b = _pct(stats.confidence), stats.baseline
+    diffs, tests, notes = [], [], []
+    for lc in stats.comparisons:
+        c, d = lc.comparison, lc.comparison.difference
+        ci = (_ci(d.t_interval), _ci(d.bootstrap_interval))
+        diffs.append((lc.loss, lc.metric, _num(d.mean), *ci, f"{c.n_identical}/{c.n}"))
+        p_values = (_p(c.t_test_p), _p(c.wilcoxon_p), f"{c.prob_a_beats_b:.2f}", _p(c.tost_p))
+        tests.append((lc.loss, lc.metric, *p_values, f"±{c.margin:g}", _verdict(c)))
+        notes.append((lc.loss, lc.metric, c.note))
+    differences = Table(
+        title=f"Paired differences A − {b} (same seed)",
+        columns=("A", "metric", "mean diff", f"{pct} t CI", f"{pct} bootstrap CI", "identical"),
+        rows=tuple(diffs),
+    )
+    legend = (
+        f"P(A>B): share of seeds where A beats {b} (higher accuracy, lower loss), ties count ½",
+        "TOST: two one-sided t-tests of |E[A − B]| < margin; equivalent when "
+        f"p < {1 - stats.confidence:g}",
+    )
+    tests_table = Table(
+        title=f"Paired tests A vs {b}",
+        columns=("A", "metric", "t-test p", "Wilcoxon p", "P(A>B)", "TOST p", "margin", "verdict"),
+        rows=tuple(tests),
+        notes=(*legend, *_grouped(notes, stats.metrics)),
+    )
+    return differences, tests_table
+
+
+def text_table(table: Table) -> str:
+    """The table as aligned plain text: title, header, rule, rows, then notes."""
+    widths = [
+        max(len(r[i]) for r in (table.columns, *table.rows)) for i in range(len(table.columns))
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return _GAP.join(
+            c.ljust(w) if i < table.label_columns else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = _GAP.join("-" * w for w in widths)
+    body = [line(r) for r in table.rows]
+    notes = [
+        textwrap.fill(n, _WIDTH, initial_indent="  ", subsequent_indent="    ") for n in table.notes
+    ]
+    return "\n".join([table.title, line(table.columns), rule, *body, *notes])
+
+
+def stats_table(stats: ComparisonStats) -> str:
+    """The terminal report: per-loss summaries, then the paired differences and tests.
+
+    Fits 100 columns for loss and metric names of ordinary length (the tutorial's).
+    """
+    tables = [summary_table(stats), *(comparison_tables(stats) if stats.comparisons else ())]
+    return "\n\n".join(text_table(t) for t in tables) + "\n"
+
+
+_THEORY = (
+    "Theory: on one-hot targets y, KL(y‖q) = Σ y·log(y/q) = CE(y, q) − H(y), and the entropy H(y) "
+    "is 0, so KL divergence and cross-entropy are the same function of the logits, with the same "
+    "gradients. Trained from the same seed (same initialisation, same data order), their runs "
+    "should agree exactly."
+)
+_WHY_DIFFERENT = (
+    "Why runs of the same function can still differ: a KL that is only nearly CE, like Keras' "
+    "clipped KL (targets clipped to [1e-7, 1], so each zero class adds 1e-7·log(1e-7/q) to the "
+    "loss and changes the gradient slightly); floating-point rounding that differs between "
+    "Σ y·(log y − log q) and −Σ y·log q, which 1,600 SGD steps can amplify from one ulp to a "
+    "different prediction; or non-deterministic parallel reductions (GPUs), under which even a run "
+    "and its repeat differ."
+)
+
+
+def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> str:
+    """The identity KL = CE on one-hot targets, and whether the runs of `kl` and `ce` agreed.
+
+    Returns:
+      Paragraphs wrapped at 100 columns, separated by blank lines: the theory; "identical in all N
+      pairs" or the identical counts per metric with the equivalence verdicts and the reasons runs
+      can differ; or that the comparison lacks one of the two losses.
+    """
+    pairs = [
+        (lc.metric, lc.comparison) for lc in stats.comparisons if {lc.loss, lc.baseline} == {kl, ce}
+    ]
+    n = stats.n_seeds
+    if not pairs:
+        outcome = [f"This comparison does not include both {kl!r} and {ce!r}."]
+    elif all(c.all_identical for _, c in pairs):
+        outcome = [f"They did: {kl} and {ce} were identical in {_pairs(n)}, for every metric."]
+    else:
+        counts = ", ".join(f"{metric} {c.n_identical} of {n}" for metric, c in pairs)
+        verdicts = ", ".join(f"{metric} {_verdict(c)} (±{c.margin:g})" for metric, c in pairs)
+        outcome = [
+            f"They did not all agree. Identical pairs: {counts}. "
+            f"Equivalence at the stated margins: {verdicts}.",
+            _WHY_DIFFERENT,
+        ]
+    return "\n\n".join(textwrap.fill(p, _WIDTH) for p in (_THEORY, *outcome)) + "\n"
+
+
+def html_table(table: Table) -> str:
+    """The table as an HTML <table> (escaped), with its notes in a list below."""
+    e = html.escape
+
+    def cells(tag: str, row: Sequence[str]) -> str:
+        return "".join(
+            f"<{tag}{'' if i < table.label_columns else _NUM_CLASS}>{e(c)}</{tag}>"
+            for i, c in enumerate(row)
+        )
+
+    head = f"<thead><tr>{cells('th', table.columns)}</tr></thead>"
+    body = "\n".join(f"<tr>{cells('td', r)}</tr>" for r in table.rows)
+    notes = "".join(f"<li>{e(n)}</li>" for n in table.notes)
+    return (
+        f"<table>\n<caption>{e(table.title)}</caption>\n{head}\n<tbody>\n{body}\n</tbody>\n</table>\n"
+        + (f'<ul class="notes">{notes}</ul>\n' if notes else "")
+    )
+
+
+_CSS = """
+body { font: 15px/1.5 system-ui, sans-serif; color: #1d1d1f; background: #fff; margin: 0; }
+main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
+h1 { font-size: 1.6rem; margin: 0 0 1rem; }
+h2 { font-size: 1.2rem; margin: 2rem 0 0.6rem; border-bottom: 1px solid #ddd; }
+pre { background: #f5f5f7; padding: 0.75rem; overflow-x: auto; font-size: 13px; }
+table { border-collapse: collapse; margin: 1rem 0 0.3rem; font-size: 14px; }
+caption { text-align: left; font-weight: 600; padding-bottom: 0.3rem; }
+th, td { padding: 0.2rem 0.7rem; border-bottom: 1px solid #e5e5e5; text-align: left; }
+th { border-bottom: 2px solid #999; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+ul.notes { margin: 0 0 1rem; padding-left: 1.2rem; color: #555; font-size: 13px; }
+figure { margin: 1rem 0; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 13px; }
+"""
+
+
+def _figure(name: str, png: bytes) -> str:
+    if not png.startswith(_PNG_SIGNATURE):
+        raise ValueError(f"figures[{name!r}]: expected PNG bytes; received {png[:8]!r}...")
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    e = html.escape(name)
+    return f'<figure><img src="{uri}" alt="{e}"><figcaption>{e}</figcaption></figure>'
+
+
+def html_report(
+    *,
+    title: str,
+    command: str,
+    config: Mapping[str, Any],
+    stats: ComparisonStats | None = None,
+    figures: Mapping[str, bytes] | None = None,
+    tables: Sequence[Table] = (),
+) -> str:
+    """One self-contained HTML5 page: title, command, statistics, theory note, figures, config.
+
+    Args:
+      title: page title and heading.
+      command: the exact command line that produced the run.
+      config: the resolved configuration, shown as JSON (via `kldiv.stats.to_jsonable`).
+      stats: comparison statistics (tables and theory note); None for a single run.
+      figures: caption -> PNG bytes, embedded as data: URIs in this order.
+      tables: further tables, shown after the statistics.
+
+    Returns:
+      The page; every text is escaped with `html.escape`, and nothing is loaded from elsewhere.
+
+    Raises:
+      ValueError: a figure is not PNG bytes.
+      TypeError: the config holds a value JSON cannot represent.
+    """
+    e = html.escape
+    parts = [f"<h1>{e(title)}</h1>", "<h2>Command</h2>", f"<pre><code>{e(command)}</code></pre>"]
+    all_tables = list(tables)
+    if stats is not None:
+        all_tables[:0] = [
+            summary_table(stats),
+            *(comparison_tables(stats) if stats.comparisons else ()),
+        ]
+    if all_tables:
+        parts += ["<h2>Results</h2>", *(html_table(t) for t in all_tables)]
+    if stats is not None and stats.comparisons:
+        paragraphs = theory_note(stats).strip().split("\n\n")
+        parts += ["<h2>Theory</h2>", *(f"<p>{e(p)}</p>" for p in paragraphs)]
+    if figures:
+        parts += ["<h2>Figures</h2>", *(_figure(name, png) for name, png in figures.items())]
+    config_json = json.dumps(to_jsonable(config), indent=2)
+    parts += ["<h2>Configuration</h2>", f"<pre>{e(config_json)}</pre>"]
+    body = "\n".join(parts)
+    # The empty data: icon stops the browser asking the file system for /favicon.ico.
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{e(title)}</title>\n"
+        '<link rel="icon" href="data:,">\n'
+        f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
