@@ -56,14 +56,16 @@ def test_bad_values_name_the_field_the_expectation_and_the_value(field, value, m
 
 
 def test_bad_types_raise_type_error():
-    with pytest.raises(TypeError, match="epochs: expected an integer >= 1, got 1.5"):
+    with pytest.raises(TypeError, match=r"epochs: expected an integer >= 1, got 1\.5"):
         TrainConfig(epochs=1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="hidden: expected a tuple"):
         TrainConfig(hidden=[50])  # type: ignore[arg-type]
 
 
 def test_blobs_config_rejects_a_split_without_test_rows():
-    with pytest.raises(ValueError, match="n_train: expected fewer than n_samples=100 rows, got 100"):
+    with pytest.raises(
+        ValueError, match="n_train: expected fewer than n_samples=100 rows, got 100"
+    ):
         BlobsConfig(n_samples=100, n_train=100)
 
 

@@ -12,7 +12,7 @@ from kldiv.runs import RunDir, environment, load_params, save_params, write_atom
 def test_write_atomic_never_replaces_a_file(tmp_path):
     path = tmp_path / "a.txt"
     write_atomic(path, "one")
-    with pytest.raises(FileExistsError, match="a.txt: expected a new file"):
+    with pytest.raises(FileExistsError, match=r"a\.txt: expected a new file"):
         write_atomic(path, "two")
     assert path.read_text() == "one"
     assert sorted(os.listdir(tmp_path)) == ["a.txt"]  # no temporary file left behind

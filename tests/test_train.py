@@ -106,7 +106,7 @@ def test_result_shapes_and_history_keys(data):
     assert all(v.shape == (3, 3) for v in result.history.values())
     assert list(result.final) == list(FINAL_KEYS)
     assert all(v.shape == (3,) for v in result.final.values())
-    (w1, b1), (w2, b2) = result.params
+    (w1, _), (_, b2) = result.params
     assert w1.shape == (3, 2, 8) and b2.shape == (3, 3)
     np.testing.assert_array_equal(result.seeds, [0, 1, 2])
 

@@ -65,7 +65,9 @@ class BlobsConfig:
             )
         low, high = self.center_box
         if not low < high:
-            raise ValueError(f"center_box: expected (low, high) with low < high, got {self.center_box}")
+            raise ValueError(
+                f"center_box: expected (low, high) with low < high, got {self.center_box}"
+            )
 
 
 @dataclass(frozen=True)

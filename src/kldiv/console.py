@@ -57,6 +57,6 @@ class Console:
                 tenth = done * 10 // max(total, 1)
                 if tenth > shown[0] or done == total:
                     shown[0] = tenth
-                    print(f"{description}: {done}/{total}", file=self.stream, flush=True)
+                    print(f"{description}: {100 * done // total}%", file=self.stream, flush=True)
 
             yield plain

@@ -67,8 +67,9 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[labels]
 
 
-def blobs_dataset(config: BlobsConfig = BlobsConfig()) -> Dataset:
+def blobs_dataset(config: BlobsConfig | None = None) -> Dataset:
     """The tutorial's data: blobs, one-hot targets, first `n_train` rows train, the rest test."""
+    config = BlobsConfig() if config is None else config
     x, y = make_blobs(
         n_samples=config.n_samples,
         n_features=config.n_features,

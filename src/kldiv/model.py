@@ -43,9 +43,7 @@ def layer_sizes(n_features: int, hidden: tuple[int, ...], n_classes: int) -> tup
     return (n_features, *hidden, n_classes)
 
 
-def init_mlp(
-    key: jax.Array, sizes: tuple[int, ...], hidden_init: str, output_init: str
-) -> Params:
+def init_mlp(key: jax.Array, sizes: tuple[int, ...], hidden_init: str, output_init: str) -> Params:
     """Uniform weights (hidden layers `hidden_init`, last layer `output_init`), zero biases."""
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []

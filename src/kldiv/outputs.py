@@ -34,12 +34,16 @@ def summary_lines(result: TrainResult) -> list[str]:
     from kldiv.stats import summarize
 
     train_s, test_s = summarize(train_acc), summarize(test_acc)
-    return [
+    lines = [
         f"Train: {train_s.mean:.3f} ± {train_s.std:.3f}, Test: {test_s.mean:.3f} ± "
-        f"{test_s.std:.3f}  (mean ± std over {train_acc.size} seeds)",
-        f"95% t interval of the mean: train [{train_s.t_low:.4f}, {train_s.t_high:.4f}], "
-        f"test [{test_s.t_low:.4f}, {test_s.t_high:.4f}]",
+        f"{test_s.std:.3f}  (mean ± std over {train_acc.size} seeds)"
     ]
+    if train_s.t_interval is not None and test_s.t_interval is not None:
+        (a, b), (c, d) = train_s.t_interval, test_s.t_interval
+        lines.append(
+            f"95% t interval of the mean: train [{a:.4f}, {b:.4f}], test [{c:.4f}, {d:.4f}]"
+        )
+    return lines
 
 
 def _record(experiment: Experiment, command: str) -> dict[str, Any]:

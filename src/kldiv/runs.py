@@ -63,7 +63,9 @@ class RunDir:
 
     def __enter__(self) -> RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{self.name}-", suffix=".partial"))
+        self.staging = Path(
+            tempfile.mkdtemp(dir=self.root, prefix=f".{self.name}-", suffix=".partial")
+        )
         return self
 
     def __exit__(self, exc_type: type | None, *_: object) -> None:
