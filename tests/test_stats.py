@@ -1,0 +1,379 @@
+"""kldiv.stats against independent oracles (textbook formulas, brute force) and invariants.
+
+pytest turns warnings into errors, so every test here also checks that degenerate data do not warn.
+"""
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from kldiv.stats import (
+    DEFAULT_MARGINS,
+    compare_losses,
+    compare_paired,
+    higher_is_better,
+    summarize,
+    to_jsonable,
+)
+
+METRICS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
+FAST = {"n_boot": 500}
+
+
+def t_oracle(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """mean ± t_{(1+c)/2, n-1} · s / √n."""
+    n = x.size
+    half = sps.t.ppf((1 + confidence) / 2, n - 1) * np.std(x, ddof=1) / math.sqrt(n)
+    return float(np.mean(x) - half), float(np.mean(x) + half)
+
+
+def wilcoxon_exact_oracle(d: np.ndarray) -> float:
+    """Two-sided exact signed-rank p-value by enumerating all 2^n sign assignments (no ties/zeros)."""
+    ranks = sps.rankdata(np.abs(d))
+    observed = ranks[d > 0].sum()
+    sums = np.array(
+        [
+            sum(r for r, s in zip(ranks, signs, strict=True) if s)
+            for signs in itertools.product((0, 1), repeat=d.size)
+        ]
+    )
+    return min(1.0, 2 * min(np.mean(sums <= observed), np.mean(sums >= observed)))
+
+
+def prob_oracle(a: np.ndarray, b: np.ndarray, higher: bool = True) -> float:
+    wins = 0.0
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            wins += 0.5
+        elif (x > y) == higher:
+            wins += 1.0
+    return wins / len(a)
+
+
+def tost_oracle(d: np.ndarray, margin: float) -> float:
+    """max of the two one-sided t-test p-values: H0 mean <= -margin, H0 mean >= +margin."""
+    se = np.std(d, ddof=1) / math.sqrt(d.size)
+    p_low = sps.t.sf((np.mean(d) + margin) / se, d.size - 1)
+    p_high = sps.t.cdf((np.mean(d) - margin) / se, d.size - 1)
+    return float(max(p_low, p_high))
+
+
+def finals_for(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    return {m: rng.normal(0.8 if m.endswith("accuracy") else 0.4, 0.01, n) for m in METRICS}
+
+
+# --- summarize ---------------------------------------------------------------------------------
+
+
+def test_summarize_matches_textbook_formulas():
+    x = np.random.default_rng(0).normal(0.82, 0.01, 40)
+    s = summarize(x, **FAST)
+    assert s.n == 40
+    assert s.mean == pytest.approx(np.mean(x), rel=1e-12)
+    assert s.std == pytest.approx(np.sqrt(np.sum((x - x.mean()) ** 2) / 39), rel=1e-12)
+    assert s.t_interval == pytest.approx(t_oracle(x), rel=1e-12)
+    assert s.bootstrap_method == "BCa"
+    assert s.note is None
+
+
+def test_bootstrap_is_seeded_and_agrees_with_normal_theory():
+    x = np.random.default_rng(1).normal(0.0, 1.0, 200)
+    a, b = summarize(x, seed=3), summarize(x, seed=3)
+    assert a.bootstrap_interval == b.bootstrap_interval
+    assert summarize(x, seed=4).bootstrap_interval != a.bootstrap_interval
+    low, high = a.bootstrap_interval
+    assert low < a.mean < high
+    # For 200 normal values the bootstrap and t intervals agree to within a few percent of their width.
+    width = a.t_interval[1] - a.t_interval[0]
+    assert low == pytest.approx(a.t_interval[0], abs=0.1 * width)
+    assert high == pytest.approx(a.t_interval[1], abs=0.1 * width)
+    assert (a.seed, a.n_boot) == (3, 10_000)
+
+
+def test_summarize_one_value_has_no_interval():
+    s = summarize([0.8])
+    assert (s.n, s.mean, s.std, s.t_interval, s.bootstrap_interval) == (1, 0.8, None, None, None)
+    assert "n = 1" in s.note
+
+
+def test_summarize_two_values():
+    s = summarize([1.0, 2.0], **FAST)
+    assert s.t_interval == pytest.approx(t_oracle(np.array([1.0, 2.0])))
+    assert s.bootstrap_interval is not None
+
+
+def test_summarize_constant_values_collapse():
+    s = summarize([0.3] * 5)
+    assert s.std == 0.0
+    assert s.t_interval == s.bootstrap_interval == (0.3, 0.3)
+    assert "all 5 values equal" in s.note
+
+
+def test_summarize_near_constant_values_do_not_warn():
+    s = summarize([0.3, 0.3, 0.3, 0.3 + 1e-16], **FAST)
+    assert s.t_interval[0] <= s.mean <= s.t_interval[1]
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [([], "values"), ([[1.0, 2.0]], "1-D"), ([1.0, np.nan], "finite")],
+)
+def test_summarize_rejects_bad_values(values, match):
+    with pytest.raises(ValueError, match=match):
+        summarize(values)
+
+
+def test_summarize_rejects_bad_options():
+    with pytest.raises(ValueError, match="confidence"):
+        summarize([1.0, 2.0], confidence=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        summarize([1.0, 2.0], n_boot=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=15), st.floats(0.5, 0.99))
+def test_summarize_property_interval_contains_mean(values, confidence):
+    s = summarize(values, confidence=confidence, n_boot=100)
+    if s.n == 1:
+        assert s.t_interval is None
+    else:
+        low, high = s.t_interval
+        assert low <= s.mean <= high
+
+
+# --- compare_paired ----------------------------------------------------------------------------
+
+
+def test_paired_tests_match_oracles():
+    rng = np.random.default_rng(2)
+    b = rng.normal(0.8, 0.02, 9)
+    a = b + rng.normal(0.004, 0.003, 9)
+    d = a - b
+    c = compare_paired(a, b, margin=0.01, **FAST)
+    t = np.mean(d) / (np.std(d, ddof=1) / 3)
+    assert c.t_test_p == pytest.approx(2 * sps.t.sf(abs(t), 8), rel=1e-9)
+    assert c.wilcoxon_p == pytest.approx(wilcoxon_exact_oracle(d), rel=1e-12)
+    assert c.prob_a_beats_b == prob_oracle(a, b)
+    assert c.tost_p == pytest.approx(tost_oracle(d, 0.01), rel=1e-9)
+    assert c.difference.mean == pytest.approx(np.mean(d))
+    assert c.difference.t_interval == pytest.approx(t_oracle(d))
+    assert c.n_identical == 0
+    assert c.note is None
+
+
+def test_tost_verdict_is_the_90_percent_interval_inside_the_margin():
+    rng = np.random.default_rng(3)
+    for shift, margin in [(0.0, 0.01), (0.008, 0.01), (0.0, 0.001), (0.02, 0.01)]:
+        b = rng.normal(0.8, 0.02, 30)
+        a = b + rng.normal(shift, 0.004, 30)
+        c = compare_paired(a, b, margin=margin, **FAST)
+        low, high = t_oracle(a - b, confidence=0.90)
+        assert c.equivalent == (-margin < low and high < margin)
+        assert c.equivalent == (c.tost_p < 0.05)
+
+
+def test_identical_pairs_are_reported_not_tested():
+    a = np.random.default_rng(4).normal(0.8, 0.01, 100)
+    c = compare_paired(a, a.copy(), margin=0.01)
+    assert c.n_identical == 100
+    assert c.all_identical
+    assert "identical in all 100 pairs" in c.note
+    assert c.t_test_p is None and c.wilcoxon_p is None and c.tost_p is None
+    assert c.prob_a_beats_b == 0.5
+    assert c.equivalent
+    assert c.difference.mean == 0.0
+    assert c.difference.t_interval == (0.0, 0.0)
+
+
+def test_constant_nonzero_difference_is_exact_not_tested():
+    b = np.array([0.1, 0.5, 0.9])
+    c = compare_paired(b + 0.25, b, margin=0.01)
+    assert c.t_test_p is None and c.tost_p is None
+    assert not c.equivalent
+    assert "no spread" in c.note
+
+
+def test_near_constant_difference_does_not_warn():
+    c = compare_paired([0.3, 0.3, 0.3, 0.3 + 1e-16], [0.0] * 4, margin=0.01)
+    assert c.t_test_p is None
+    assert "float64 resolution" in c.note
+    assert not c.equivalent
+
+
+def test_one_pair_has_no_tests():
+    c = compare_paired([0.8], [0.8], margin=0.01)
+    assert c.n == 1 and c.all_identical
+    assert c.t_test_p is None and c.tost_p is None
+    assert not c.equivalent
+    assert "at least 2" in c.note
+
+
+def test_two_pairs_are_tested():
+    c = compare_paired([1.0, 2.0], [0.5, 1.0], margin=0.01, **FAST)
+    assert c.t_test_p == pytest.approx(sps.ttest_rel([1.0, 2.0], [0.5, 1.0]).pvalue)
+    assert c.wilcoxon_p == pytest.approx(0.5)
+    assert c.prob_a_beats_b == 1.0
+
+
+def test_swap_flips_the_difference_and_the_probability():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0.8, 0.01, 25), rng.normal(0.8, 0.01, 25)
+    b[:5] = a[:5]
+    ab, ba = compare_paired(a, b, margin=0.01, **FAST), compare_paired(b, a, margin=0.01, **FAST)
+    assert ba.difference.mean == pytest.approx(-ab.difference.mean)
+    assert ba.difference.t_interval == pytest.approx(
+        tuple(-x for x in reversed(ab.difference.t_interval))
+    )
+    assert ba.prob_a_beats_b == pytest.approx(1 - ab.prob_a_beats_b)
+    assert ba.t_test_p == pytest.approx(ab.t_test_p)
+    assert ba.wilcoxon_p == pytest.approx(ab.wilcoxon_p)
+    assert ba.tost_p == pytest.approx(ab.tost_p)
+    assert ab.n_identical == ba.n_identical == 5
+
+
+def test_lower_is_better_reverses_the_probability():
+    a, b = np.array([0.3, 0.5, 0.4]), np.array([0.4, 0.4, 0.4])
+    c = compare_paired(a, b, margin=0.01, higher_is_better=False, **FAST)
+    assert c.prob_a_beats_b == prob_oracle(a, b, higher=False) == 0.5
+    assert not c.higher_is_better
+
+
+def test_compare_paired_validates():
+    with pytest.raises(
+        ValueError, match=r"b: expected the same number of seeds as a \(3\); received 2"
+    ):
+        compare_paired([1.0, 2.0, 3.0], [1.0, 2.0], margin=0.1)
+    with pytest.raises(ValueError, match="a: expected a non-empty"):
+        compare_paired([], [], margin=0.1)
+    with pytest.raises(ValueError, match="margin"):
+        compare_paired([1.0, 2.0], [1.0, 2.0], margin=0.0)
+
+
+paired = st.integers(1, 12).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.sampled_from([0.0, 0.5, 0.8, 0.8 + 1e-12, 1.0]), min_size=n, max_size=n),
+        st.lists(st.sampled_from([0.0, 0.5, 0.8, 1.0]), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(paired)
+def test_compare_paired_property_never_warns_and_is_antisymmetric(pair):
+    a, b = pair
+    ab = compare_paired(a, b, margin=0.05, n_boot=100)
+    ba = compare_paired(b, a, margin=0.05, n_boot=100)
+    assert ab.prob_a_beats_b == pytest.approx(1 - ba.prob_a_beats_b)
+    assert ab.n_identical == ba.n_identical == sum(x == y for x, y in zip(a, b, strict=True))
+    for p in (ab.t_test_p, ab.wilcoxon_p, ab.tost_p):
+        assert p is None or 0.0 <= p <= 1.0
+    if ab.t_test_p is None:
+        assert ab.note
+    assert ab.equivalent == ba.equivalent
+
+
+# --- compare_losses ----------------------------------------------------------------------------
+
+
+def test_compare_losses_covers_every_loss_and_metric():
+    rng = np.random.default_rng(6)
+    finals = {"kl": finals_for(rng, 12), "ce": finals_for(rng, 12), "js": finals_for(rng, 12)}
+    s = compare_losses(finals, baseline="ce", **FAST)
+    assert s.losses == ("kl", "ce", "js") and s.baseline == "ce" and s.metrics == METRICS
+    assert s.n_seeds == 12
+    assert {(x.loss, x.metric) for x in s.summaries} == {
+        (loss, m) for loss in finals for m in METRICS
+    }
+    assert {(x.loss, x.baseline, x.metric) for x in s.comparisons} == {
+        (loss, "ce", m) for loss in ("kl", "js") for m in METRICS
+    }
+    assert s.summary("js", "test_loss").mean == pytest.approx(np.mean(finals["js"]["test_loss"]))
+    c = s.comparison("kl", "train_loss")
+    assert c.prob_a_beats_b == prob_oracle(
+        finals["kl"]["train_loss"], finals["ce"]["train_loss"], higher=False
+    )
+    assert not c.higher_is_better
+    assert s.comparison("kl", "train_accuracy").higher_is_better
+    assert s.margins == dict.fromkeys(METRICS, 0.01)
+
+
+def test_compare_losses_defaults_and_margin_overrides():
+    rng = np.random.default_rng(7)
+    finals = {"kl": finals_for(rng, 5), "ce": finals_for(rng, 5)}
+    s = compare_losses(finals, margins={"loss": 0.05, "test_accuracy": 0.02}, **FAST)
+    assert s.baseline == "kl"
+    assert s.margins == {
+        "train_accuracy": 0.01,
+        "test_accuracy": 0.02,
+        "train_loss": 0.05,
+        "test_loss": 0.05,
+    }
+    assert s.comparison("ce", "test_accuracy").margin == 0.02
+    assert DEFAULT_MARGINS == {"accuracy": 0.01, "loss": 0.01}
+    assert higher_is_better("val_accuracy") and not higher_is_better("val_loss")
+
+
+def test_compare_losses_identical_kl_and_ce():
+    rng = np.random.default_rng(8)
+    kl = finals_for(rng, 100)
+    s = compare_losses({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}}, baseline="ce")
+    for lc in s.comparisons:
+        assert lc.comparison.all_identical
+        assert "identical in all 100 pairs" in lc.comparison.note
+
+
+def test_compare_losses_validates():
+    rng = np.random.default_rng(9)
+    good = {"kl": finals_for(rng, 4), "ce": finals_for(rng, 4)}
+    with pytest.raises(
+        ValueError, match=r"baseline: expected one of \['kl', 'ce'\]; received 'mse'"
+    ):
+        compare_losses(good, baseline="mse")
+    with pytest.raises(ValueError, match="finals: expected at least one loss"):
+        compare_losses({})
+    short = {"kl": good["kl"], "ce": {**good["ce"], "test_loss": np.zeros(3)}}
+    with pytest.raises(
+        ValueError, match=r"finals\['ce'\]\['test_loss'\]: expected 4 seeds .* received 3"
+    ):
+        compare_losses(short)
+    missing = {"kl": good["kl"], "ce": {m: v for m, v in good["ce"].items() if m != "test_loss"}}
+    with pytest.raises(ValueError, match=r"finals\['ce'\]: expected metrics"):
+        compare_losses(missing)
+    with pytest.raises(ValueError, match="margins: expected a margin for metric 'auc'"):
+        compare_losses({"kl": {"auc": np.ones(3)}})
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def test_to_dict_is_strict_json():
+    rng = np.random.default_rng(10)
+    kl = finals_for(rng, 1)
+    s = compare_losses({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}})
+    d = s.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    back = json.loads(text)
+    assert back["summaries"][0]["summary"]["t_interval"] is None
+    assert back["comparisons"][0]["comparison"]["note"].startswith("identical")
+    assert back["margins"] == {m: 0.01 for m in METRICS}
+
+
+def test_to_jsonable_converts_numpy_and_non_finite():
+    converted = to_jsonable(
+        {
+            1: (np.float64(np.nan), np.int64(3), np.bool_(True)),
+            "p": Path("/x"),
+            "a": np.array([1.5, np.inf]),
+        }
+    )
+    assert converted == {"1": [None, 3, True], "p": "/x", "a": [1.5, None]}
+    assert type(converted["1"][1]) is int
+    with pytest.raises(TypeError, match="obj"):
+        to_jsonable({"f": object()})
