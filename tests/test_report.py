@@ -1,0 +1,175 @@
+"""kldiv.report: the terminal tables carry the numbers, the HTML page is self-contained and escaped."""
+
+import base64
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from kldiv.report import Table, html_report, stats_table, text_table, theory_note
+from kldiv.stats import compare_losses
+
+METRICS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
+PNG = b"\x89PNG\r\n\x1a\n"
+# Smallest valid PNG: 1x1 grey pixel.
+TINY_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
+
+
+def make_finals(n: int, *, kl_offset: float = 0.0, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    ce = {m: rng.normal(0.82 if m.endswith("accuracy") else 0.41, 0.01, n) for m in METRICS}
+    kl = {m: v + kl_offset * rng.normal(size=n) for m, v in ce.items()}
+    js = {m: v + 0.02 + 0.01 * rng.normal(size=n) for m, v in ce.items()}
+    return {"ce": ce, "kl": kl, "js": js}
+
+
+@pytest.fixture(scope="module")
+def identical_stats():
+    return compare_losses(make_finals(50), n_boot=500)
+
+
+@pytest.fixture(scope="module")
+def nearly_stats():
+    return compare_losses(make_finals(50, kl_offset=1e-6), n_boot=500)
+
+
+class Collector(HTMLParser):
+    """Every start tag with its attributes, and the text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: str) -> Collector:
+    c = Collector()
+    c.feed(page)
+    return c
+
+
+def test_stats_table_contains_the_numbers(identical_stats):
+    text = stats_table(identical_stats)
+    for s in identical_stats.summaries:
+        m = s.summary
+        row = next(
+            line
+            for line in text.splitlines()
+            if line.startswith(f"{s.loss} ") and f" {s.metric} " in line
+        )
+        assert f"{m.mean:.4f} ± {m.std:.4f}" in row
+        assert f"[{m.t_interval[0]:.4f}, {m.t_interval[1]:.4f}]" in row
+        assert f"[{m.bootstrap_interval[0]:.4f}, {m.bootstrap_interval[1]:.4f}]" in row
+    js = identical_stats.comparison("js", "test_accuracy")
+    test_rows = text.split("Paired tests")[1].splitlines()
+    js_row = next(line for line in test_rows if line.startswith("js ") and "test_accuracy" in line)
+    assert f"{js.prob_a_beats_b:.2f}" in js_row and "±0.01" in js_row
+    kl_tests = [line for line in test_rows if line.startswith("kl ")]
+    assert len(kl_tests) == 4 and all(r.endswith("identical") for r in kl_tests)
+    diff_rows = text.split("Paired differences")[1].split("Paired tests")[0].splitlines()
+    kl_diffs = [line for line in diff_rows if line.startswith("kl ")]
+    assert len(kl_diffs) == 4 and all(r.endswith("50/50") for r in kl_diffs)
+    assert "identical in all 50 pairs" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_stats_table_single_seed_says_no_interval():
+    text = stats_table(compare_losses(make_finals(1)))
+    assert "n = 1: no spread and no interval" in text
+    assert "1 seed;" in text
+    assert "n/a" in text
+
+
+def test_text_table_alignment():
+    table = Table(
+        "T", ("name", "metric", "value"), (("a", "m", "1.5"), ("bb", "mm", "10.25")), notes=("n",)
+    )
+    assert text_table(table).splitlines() == [
+        "T",
+        "name  metric  value",
+        "----  ------  -----",
+        "a     m         1.5",
+        "bb    mm      10.25",
+        "  n",
+    ]
+
+
+def test_theory_note_identical(identical_stats):
+    note = theory_note(identical_stats)
+    assert "KL(y‖q) = Σ y·log(y/q) = CE(y, q) − H(y)" in note
+    assert "identical in all 50 pairs" in note
+
+
+def test_theory_note_nearly(nearly_stats):
+    note = theory_note(nearly_stats)
+    assert "did not all agree" in note
+    assert "train_accuracy 0 of 50" in note
+    assert "1e-7·log(1e-7/q)" in note
+    assert "equivalent" in note
+
+
+def test_theory_note_without_the_pair(identical_stats):
+    assert "does not include both 'keras_kl' and 'ce'" in theory_note(
+        identical_stats, kl="keras_kl"
+    )
+
+
+def test_html_report_is_self_contained(identical_stats):
+    figures = {"curves": TINY_PNG, "finals": TINY_PNG}
+    page = html_report(
+        title="kldiv compare",
+        command="kldiv compare --losses kl,ce,js --seeds 50",
+        config={"losses": ("ce", "kl", "js"), "seeds": np.int64(50), "lr": np.float64(0.01)},
+        stats=identical_stats,
+        figures=figures,
+    )
+    assert page.startswith("<!DOCTYPE html>")
+    doc = parse(page)
+    tags = [t for t, _ in doc.tags]
+    assert ("meta", {"charset": "utf-8"}) in doc.tags
+    assert "script" not in tags
+    for _, attrs in doc.tags:
+        for key in ("src", "href"):
+            assert not re.match(r"\s*(https?:)?//", attrs.get(key) or ""), attrs
+    images = [attrs for tag, attrs in doc.tags if tag == "img"]
+    assert [a["alt"] for a in images] == ["curves", "finals"]
+    for a in images:
+        prefix = "data:image/png;base64,"
+        assert a["src"].startswith(prefix)
+        assert base64.b64decode(a["src"][len(prefix) :]) == TINY_PNG
+    assert tags.count("table") == 3
+    text = "".join(doc.text)
+    assert "kldiv compare --losses kl,ce,js --seeds 50" in text
+    assert '"seeds": 50' in text and '"lr": 0.01' in text
+    assert "identical in all 50 pairs" in text
+    m = identical_stats.summary("js", "test_loss")
+    assert f"{m.mean:.4f} ± {m.std:.4f}" in text
+
+
+def test_html_report_escapes_text():
+    page = html_report(
+        title="<script>alert(1)</script>",
+        command="kldiv run --out 'a&b' > log",
+        config={"note": '<img src="http://example.com/x.png">'},
+        tables=(Table("<b>extra</b>", ("<k>", "v"), (("<i>", "1"),)),),
+    )
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a&amp;b&#x27; &gt; log" in page
+    assert "<img" not in page and "&lt;img src=" in page
+    assert "<b>" not in page and "<i>" not in page and "<k>" not in page
+    assert [t for t, _ in parse(page).tags].count("table") == 1
+
+
+def test_html_report_rejects_non_png():
+    with pytest.raises(ValueError, match=r"figures\['curves'\]: expected PNG bytes"):
+        html_report(title="t", command="c", config={}, figures={"curves": b"GIF89a..."})
