@@ -330,15 +330,35 @@ def reverse_kl_divergence_from_logits(
     return jnp.sum(_xlogratio(jnp.exp(log_q), log_q, _safe_log(t)), axis=axis).astype(out_dtype)
 
 
+def _log_ratio_to_mixture(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+    """log(p / m) with m = (p + q) / 2, from d = log q - log p: -log((1 + e^d) / 2).
+
+    The log1p/expm1 form is relatively accurate for p close to q and exactly 0 at p == q; it would
+    overflow for large d, where log 2 - d - log1p(e^-d) has no cancellation. p == 0 < q gives -inf,
+    q == 0 < p gives log 2. Both branches see sanitised operands so neither leaks a NaN gradient.
+    """
+    d = log_q - log_p
+    near = d < 1.0
+    d_near = jnp.where(near, d, 0.0)
+    d_far = jnp.where(near, 1.0, d)
+    return jnp.where(
+        near,
+        -jnp.log1p(0.5 * jnp.expm1(d_near)),
+        math.log(2.0) - d_far - jnp.log1p(jnp.exp(-d_far)),
+    )
+
+
 def _js_from_logs(log_p: jax.Array, log_q: jax.Array, axis: int) -> jax.Array:
+    # Where both probabilities are 0, d would be NaN (-inf - -inf); such entries contribute 0.
     both_absent = (log_p == -jnp.inf) & (log_q == -jnp.inf)
-    # logaddexp has a NaN gradient at (-inf, -inf); such entries contribute 0 whatever log_m is.
-    log_m = jnp.logaddexp(
-        jnp.where(both_absent, 0.0, log_p), jnp.where(both_absent, 0.0, log_q)
-    ) - math.log(2.0)
-    log_m = jnp.where(both_absent, -jnp.inf, log_m)
-    kl_pm = jnp.sum(_xlogratio(jnp.exp(log_p), log_p, log_m), axis=axis)
-    kl_qm = jnp.sum(_xlogratio(jnp.exp(log_q), log_q, log_m), axis=axis)
+    safe_log_p = jnp.where(both_absent, 0.0, log_p)
+    safe_log_q = jnp.where(both_absent, 0.0, log_q)
+    ratio_p = jnp.where(both_absent, -jnp.inf, _log_ratio_to_mixture(safe_log_p, safe_log_q))
+    ratio_q = jnp.where(both_absent, -jnp.inf, _log_ratio_to_mixture(safe_log_q, safe_log_p))
+    # _xlogratio(p, log(p/m), 0) = p log(p/m), with its exact p == 0 rule (ratio -inf there).
+    zero = jnp.zeros_like(log_p)
+    kl_pm = jnp.sum(_xlogratio(jnp.exp(log_p), ratio_p, zero), axis=axis)
+    kl_qm = jnp.sum(_xlogratio(jnp.exp(log_q), ratio_q, zero), axis=axis)
     return 0.5 * (kl_pm + kl_qm)
 
 
@@ -350,9 +370,12 @@ def jensen_shannon_divergence(log_p: ArrayLike, log_q: ArrayLike, *, axis: int =
       \log m = \mathrm{logaddexp}(\log p, \log q) - \log 2
 
     Symmetric, finite, and in :math:`[0, \log 2]` for normalised inputs (divide by ``log 2`` for a
-    value in bits in ``[0, 1]``). Zero probabilities (``-inf``) are exact, with finite gradients;
-    the mixture is computed in log space in the input dtype. The gradient with respect to
-    :math:`\log p_i` is :math:`\tfrac12 p_i (\log p_i - \log m_i)`.
+    value in bits in ``[0, 1]``). Zero probabilities (``-inf``) are exact, with finite gradients.
+    The mixture is handled in log space in the input dtype: each :math:`\log(p_i / m_i)` is
+    computed from :math:`\log q_i - \log p_i` with ``log1p``/``expm1`` (the same value as
+    ``log p - (logaddexp(log p, log q) - log 2)``, but accurate when :math:`p \approx q` and
+    exactly 0 for identical inputs). The gradient with respect to :math:`\log p_i` is
+    :math:`\tfrac12 p_i (\log p_i - \log m_i)`.
 
     Args:
       log_p: log-probabilities of the first distribution, shape ``[..., C, ...]``.
