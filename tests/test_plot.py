@@ -159,6 +159,7 @@ def test_plot_paired_differences_all_zero_renders():
     (ax,) = fig.axes
     plot_paired_differences(ax, data, "test_accuracy", "kl")
     assert [t.get_text() for t in ax.texts] == ["identical in all 10 pairs"]
+    assert legend_texts(ax) == ["ce − kl (identical in all 10)"]
     low, high = ax.get_ylim()
     assert low < 0 < high
     assert figure_png(fig).startswith(PNG)

@@ -177,8 +177,8 @@ def plot_paired_differences(
 ) -> None:
     """Per-seed differences (other loss - baseline) of one metric, against seed, with a zero line.
 
-    When every difference is exactly zero the points lie on the zero line and the Axes say
-    "identical in all N pairs".
+    A loss whose differences are all exactly zero is labelled "(identical in all N)"; when that holds
+    for every loss, the points lie on the zero line and the Axes also say "identical in all N pairs".
 
     Args:
       ax: the Axes to draw on.
@@ -206,9 +206,11 @@ def plot_paired_differences(
                 f"received {values[loss].size}"
             )
         d = values[loss] - base
-        all_zero = all_zero and not np.any(d)
+        zero = not np.any(d)
+        all_zero = all_zero and zero
+        label = f"{loss} − {baseline}" + (f" (identical in all {d.size})" if zero else "")
         color = f"C{list(values).index(loss)}"
-        ax.scatter(np.arange(d.size), d, s=14, color=color, label=f"{loss} − {baseline}", zorder=3)
+        ax.scatter(np.arange(d.size), d, s=14, color=color, label=label, zorder=3)
     if all_zero:
         ax.text(
             0.5,
@@ -222,7 +224,7 @@ def plot_paired_differences(
     ax.set_xlabel("seed (index)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"difference ({_ylabel(metric)})")
-    ax.legend(loc="lower right")
+    ax.legend()
 
 
 def new_figure(
