@@ -47,13 +47,15 @@ class Table:
     label_columns: int = 2
 
 
-def _num(x: float | None) -> str:
-    """4 decimals; 3 significant digits, exponent form, for tiny or huge values; n/a for None."""
+def _num(x: float | None, scale: float | None = None) -> str:
+    """4 decimals; 3 significant digits in exponent form when `scale` (default |x|) is below 1e-3
+    or at least 1e4, so numbers shown together share one form; n/a for None."""
     if x is None:
         return "n/a"
     if x == 0:
         return "0"
-    return f"{x:.2e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.4f}"
+    scale = abs(x) if scale is None else scale
+    return f"{x:.2e}" if scale < 1e-3 or scale >= 1e4 else f"{x:.4f}"
 
 
 def _p(p: float | None) -> str:
@@ -63,7 +65,10 @@ def _p(p: float | None) -> str:
 
 
 def _ci(interval: tuple[float, float] | None) -> str:
-    return "n/a" if interval is None else f"[{_num(interval[0])}, {_num(interval[1])}]"
+    if interval is None:
+        return "n/a"
+    scale = max(abs(interval[0]), abs(interval[1]))
+    return f"[{_num(interval[0], scale)}, {_num(interval[1], scale)}]"
 
 
 def _pct(confidence: float) -> str:
