@@ -377,3 +377,28 @@ def test_to_jsonable_converts_numpy_and_non_finite():
     assert type(converted["1"][1]) is int
     with pytest.raises(TypeError, match="obj"):
         to_jsonable({"f": object()})
+
+
+def test_scipy_warnings_become_notes_or_surface(monkeypatch):
+    import warnings
+
+    from kldiv import stats as kstats
+
+    real = kstats.sps.wilcoxon
+
+    def degenerate(*args, **kwargs):
+        warnings.warn("invalid value encountered", RuntimeWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    def deprecated(*args, **kwargs):
+        warnings.warn("argument renamed", DeprecationWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    a, b = [0.1, 0.4, 0.2, 0.9], [0.0, 0.5, 0.1, 0.7]
+    monkeypatch.setattr(kstats.sps, "wilcoxon", degenerate)
+    c = compare_paired(a, b, margin=0.5, **FAST)
+    assert c.wilcoxon_p is None and c.t_test_p is not None
+    assert c.note == "Wilcoxon not applicable: invalid value encountered"
+    monkeypatch.setattr(kstats.sps, "wilcoxon", deprecated)
+    with pytest.raises(DeprecationWarning, match="argument renamed"):
+        compare_paired(a, b, margin=0.5, **FAST)

@@ -225,11 +225,19 @@ def _check_options(confidence: float, n_boot: int) -> None:
 
 
 def _quietly(fn: Callable[[], Any]) -> tuple[Any, str | None]:
-    """Runs a SciPy call; a RuntimeWarning (degenerate data) becomes `(None, message)`."""
+    """Runs a SciPy call; a RuntimeWarning (degenerate data) becomes `(None, message)`.
+
+    Other warnings (deprecations, ...) are about the code, not the data: they are re-issued.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = fn()
-    problems = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    problems = []
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):
+            problems.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return (None, problems[0]) if problems else (result, None)
 
 
