@@ -6,6 +6,7 @@ pytest turns warnings into errors, so every test here also checks that degenerat
 import itertools
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from kldiv import stats as kstats
 from kldiv.stats import (
     DEFAULT_MARGINS,
     compare_losses,
@@ -380,10 +382,6 @@ def test_to_jsonable_converts_numpy_and_non_finite():
 
 
 def test_scipy_warnings_become_notes_or_surface(monkeypatch):
-    import warnings
-
-    from kldiv import stats as kstats
-
     real = kstats.sps.wilcoxon
 
     def degenerate(*args, **kwargs):
