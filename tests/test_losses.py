@@ -1,5 +1,6 @@
 """kldiv.losses against oracles (SciPy, NumPy, Optax, a Keras emulation), invariants, edge cases."""
 
+import functools
 import math
 
 import jax
@@ -58,8 +59,25 @@ def _keras_kl_numpy(y_true, y_pred, epsilon=1e-7):
     return np.sum(y_true * np.log(y_true / y_pred), axis=-1)
 
 
+@functools.cache
+def _compiled(fn, argnum=None, **kwargs):
+    """`fn` (or the gradient of its sum w.r.t. `argnum`) compiled once per function and options.
+
+    One `jax.jit` per shape is much cheaper than eager op-by-op dispatch, which compiles every
+    primitive for every new shape; eager use is covered by `test_works_under_jit_and_vmap`.
+    """
+    f = functools.partial(fn, **kwargs)
+    if argnum is not None:
+        f = jax.grad(lambda *a: jnp.sum(functools.partial(fn, **kwargs)(*a)), argnums=argnum)
+    return jax.jit(f)
+
+
+def _call(fn, *args, **kwargs):
+    return _compiled(fn, **kwargs)(*args)
+
+
 def _grad(fn, argnum, *args, **kwargs):
-    return np.asarray(jax.grad(lambda *a: jnp.sum(fn(*a, **kwargs)), argnums=argnum)(*args))
+    return np.asarray(_compiled(fn, argnum, **kwargs)(*args))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,7 +88,7 @@ def test_kl_divergence_matches_scipy_rel_entr(dtype):
     rng = _rng(1)
     p = _simplex(rng, (6, 5), zeros=0.3)
     q = _simplex(rng, (6, 5))
-    got = losses.kl_divergence(jnp.asarray(np.log(q), dtype), jnp.asarray(p, dtype))
+    got = _call(losses.kl_divergence, jnp.asarray(np.log(q), dtype), jnp.asarray(p, dtype))
     assert got.dtype == dtype and got.shape == (6,)
     expected = scipy.special.rel_entr(p, q).sum(-1)
     np.testing.assert_allclose(np.asarray(got), expected, **TOL[dtype])
@@ -80,11 +98,11 @@ def test_kl_divergence_matches_optax_on_ordinary_inputs(dtype):
     rng = _rng(2)
     log_q = jnp.asarray(np.log(_simplex(rng, (4, 7))), dtype)
     p = _simplex(rng, (4, 7))
-    ours = losses.kl_divergence(log_q, jnp.asarray(p, dtype))
+    ours = _call(losses.kl_divergence, log_q, jnp.asarray(p, dtype))
     theirs = optax.losses.kl_divergence(log_q, jnp.asarray(p, dtype))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), **TOL[dtype])
     log_p = jnp.asarray(np.log(p), dtype)
-    ours = losses.kl_divergence_with_log_targets(log_q, log_p)
+    ours = _call(losses.kl_divergence_with_log_targets, log_q, log_p)
     theirs = optax.losses.kl_divergence_with_log_targets(log_q, log_p)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), **TOL[dtype])
 
@@ -95,11 +113,11 @@ def test_from_logits_and_cross_entropy_match_numpy(dtype):
     t = _simplex(rng, (5, 4), zeros=0.3)
     log_q = _np_log_softmax(z)
     zj, tj = jnp.asarray(z, dtype), jnp.asarray(t, dtype)
-    kl = losses.kl_divergence_from_logits(zj, tj)
+    kl = _call(losses.kl_divergence_from_logits, zj, tj)
     np.testing.assert_allclose(
         np.asarray(kl), scipy.special.rel_entr(t, np.exp(log_q)).sum(-1), **TOL[dtype]
     )
-    ce = losses.softmax_cross_entropy(zj, tj)
+    ce = _call(losses.softmax_cross_entropy, zj, tj)
     np.testing.assert_allclose(np.asarray(ce), -(t * log_q).sum(-1), **TOL[dtype])
     np.testing.assert_allclose(
         np.asarray(ce), np.asarray(optax.losses.softmax_cross_entropy(zj, tj)), **TOL[dtype]
@@ -108,7 +126,7 @@ def test_from_logits_and_cross_entropy_match_numpy(dtype):
 
 def test_entropy_matches_scipy_entr(dtype):
     p = _simplex(_rng(4), (3, 6), zeros=0.4)
-    got = losses.entropy(jnp.asarray(p, dtype))
+    got = _call(losses.entropy, jnp.asarray(p, dtype))
     np.testing.assert_allclose(np.asarray(got), scipy.special.entr(p).sum(-1), **TOL[dtype])
 
 
@@ -117,7 +135,9 @@ def test_generalized_kl_matches_scipy_kl_div_on_unnormalised_inputs(dtype):
     t = rng.gamma(1.0, size=(4, 5)) * 3.0
     t[rng.random(t.shape) < 0.3] = 0.0
     q = rng.gamma(1.0, size=(4, 5)) * 0.5
-    got = losses.generalized_kl_divergence(jnp.asarray(np.log(q), dtype), jnp.asarray(t, dtype))
+    got = _call(
+        losses.generalized_kl_divergence, jnp.asarray(np.log(q), dtype), jnp.asarray(t, dtype)
+    )
     np.testing.assert_allclose(
         np.asarray(got), scipy.special.kl_div(t, q).sum(-1), rtol=TOL[dtype]["rtol"], atol=1e-5
     )
@@ -129,8 +149,8 @@ def test_generalized_kl_equals_kl_on_normalised_inputs():
         log_q = jnp.asarray(np.log(_simplex(rng, (3, 4))))
         t = jnp.asarray(_simplex(rng, (3, 4), zeros=0.3))
         np.testing.assert_allclose(
-            np.asarray(losses.generalized_kl_divergence(log_q, t)),
-            np.asarray(losses.kl_divergence(log_q, t)),
+            np.asarray(_call(losses.generalized_kl_divergence, log_q, t)),
+            np.asarray(_call(losses.kl_divergence, log_q, t)),
             rtol=1e-12,
             atol=1e-14,
         )
@@ -141,7 +161,9 @@ def test_reverse_kl_matches_scipy(dtype):
     z = rng.normal(size=(4, 3))
     t = _simplex(rng, (4, 3))
     q = np.exp(_np_log_softmax(z))
-    got = losses.reverse_kl_divergence_from_logits(jnp.asarray(z, dtype), jnp.asarray(t, dtype))
+    got = _call(
+        losses.reverse_kl_divergence_from_logits, jnp.asarray(z, dtype), jnp.asarray(t, dtype)
+    )
     np.testing.assert_allclose(np.asarray(got), scipy.special.rel_entr(q, t).sum(-1), **TOL[dtype])
 
 
@@ -152,10 +174,14 @@ def test_jensen_shannon_matches_scipy(dtype):
     expected = scipy.spatial.distance.jensenshannon(p, q, axis=-1) ** 2
     with np.errstate(divide="ignore"):
         log_p, log_q = np.log(p), np.log(q)
-    got = losses.jensen_shannon_divergence(jnp.asarray(log_p, dtype), jnp.asarray(log_q, dtype))
+    got = _call(
+        losses.jensen_shannon_divergence, jnp.asarray(log_p, dtype), jnp.asarray(log_q, dtype)
+    )
     np.testing.assert_allclose(np.asarray(got), expected, **TOL[dtype])
     z = rng.normal(size=(5, 4))
-    got = losses.jensen_shannon_divergence_from_logits(jnp.asarray(z, dtype), jnp.asarray(p, dtype))
+    got = _call(
+        losses.jensen_shannon_divergence_from_logits, jnp.asarray(z, dtype), jnp.asarray(p, dtype)
+    )
     expected = scipy.spatial.distance.jensenshannon(np.exp(_np_log_softmax(z)), p, axis=-1) ** 2
     np.testing.assert_allclose(np.asarray(got), expected, **TOL[dtype])
 
@@ -167,8 +193,11 @@ def test_distillation_loss_matches_numpy(dtype, temperature):
     p = np.exp(_np_log_softmax(zt / temperature))
     q = np.exp(_np_log_softmax(zs / temperature))
     expected = temperature**2 * scipy.special.rel_entr(p, q).sum(-1)
-    got = losses.distillation_loss(
-        jnp.asarray(zs, dtype), jnp.asarray(zt, dtype), temperature=temperature
+    got = _call(
+        losses.distillation_loss,
+        jnp.asarray(zs, dtype),
+        jnp.asarray(zt, dtype),
+        temperature=temperature,
     )
     np.testing.assert_allclose(np.asarray(got), expected, **TOL[dtype])
 
@@ -185,7 +214,7 @@ KERAS_CASES = {
 @pytest.mark.parametrize("case", sorted(KERAS_CASES))
 def test_keras_kl_divergence_matches_keras_formula(dtype, case):
     y_true, y_pred = (np.asarray(a, dtype) for a in KERAS_CASES[case])
-    got = losses.keras_kl_divergence(jnp.asarray(y_true), jnp.asarray(y_pred))
+    got = _call(losses.keras_kl_divergence, jnp.asarray(y_true), jnp.asarray(y_pred))
     assert got.dtype == dtype
     np.testing.assert_allclose(
         np.asarray(got), _keras_kl_numpy(y_true, y_pred), rtol=4 * np.finfo(dtype).eps, atol=1e-12
@@ -195,30 +224,30 @@ def test_keras_kl_divergence_matches_keras_formula(dtype, case):
 def test_keras_kl_divergence_custom_epsilon_and_float32_epsilon_value():
     y_true = np.asarray([[0.0, 1.0]], np.float32)
     y_pred = np.asarray([[0.5, 0.5]], np.float32)
-    got = losses.keras_kl_divergence(jnp.asarray(y_true), jnp.asarray(y_pred), epsilon=1e-4)
+    got = _call(losses.keras_kl_divergence, jnp.asarray(y_true), jnp.asarray(y_pred), epsilon=1e-4)
     np.testing.assert_allclose(np.asarray(got), _keras_kl_numpy(y_true, y_pred, 1e-4), rtol=1e-6)
     # The zero target becomes float32(1e-7) = 1.0000000116860974e-07, as in Keras.
     eps32 = float(np.float32(1e-7))
     assert eps32 == 1.0000000116860974e-07
     expected = eps32 * math.log(eps32 / 0.5) + math.log(2.0)
-    got = losses.keras_kl_divergence(jnp.asarray(y_true), jnp.asarray(y_pred))
+    got = _call(losses.keras_kl_divergence, jnp.asarray(y_true), jnp.asarray(y_pred))
     np.testing.assert_allclose(np.asarray(got), [expected], rtol=1e-6)
 
 
 def test_keras_numbers_differ_from_exact_where_documented():
     with jax.enable_x64(True):
         t, q = (jnp.asarray(a) for a in KERAS_CASES["onehot"])
-        exact = losses.kl_divergence(jnp.log(q), t)
-        keras = losses.keras_kl_divergence(t, q)
+        exact = _call(losses.kl_divergence, jnp.log(q), t)
+        keras = _call(losses.keras_kl_divergence, t, q)
         # Every zero target adds eps * log(eps / q_j) < 0: a bias of a few 1e-6 below the exact KL.
         bias = np.asarray(keras - exact)
         assert np.all(bias < 0) and np.all(bias > -1e-5)
         t, q = (jnp.asarray(a) for a in KERAS_CASES["zeros_in_pred"])
-        assert np.isinf(np.asarray(losses.kl_divergence(jnp.log(q), t))[0])
-        assert np.isfinite(np.asarray(losses.keras_kl_divergence(t, q))[0])
+        assert np.isinf(np.asarray(_call(losses.kl_divergence, jnp.log(q), t))[0])
+        assert np.isfinite(np.asarray(_call(losses.keras_kl_divergence, t, q))[0])
         t, q = (jnp.asarray(a) for a in KERAS_CASES["negative"])
-        assert np.all(np.isnan(np.asarray(losses.kl_divergence(jnp.log(q), t))))
-        assert np.all(np.isfinite(np.asarray(losses.keras_kl_divergence(t, q))))
+        assert np.all(np.isnan(np.asarray(_call(losses.kl_divergence, jnp.log(q), t))))
+        assert np.all(np.isfinite(np.asarray(_call(losses.keras_kl_divergence, t, q))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,10 +290,10 @@ def _log(p):
 def test_kl_is_non_negative_on_normalised_inputs(pair):
     p, q = pair
     with jax.enable_x64(True):
-        kl = np.asarray(losses.kl_divergence(jnp.asarray(_log(q)), jnp.asarray(p)))
+        kl = np.asarray(_call(losses.kl_divergence, jnp.asarray(_log(q)), jnp.asarray(p)))
         assert np.all(kl >= -1e-12)
         js = np.asarray(
-            losses.jensen_shannon_divergence(jnp.asarray(_log(p)), jnp.asarray(_log(q)))
+            _call(losses.jensen_shannon_divergence, jnp.asarray(_log(p)), jnp.asarray(_log(q)))
         )
         assert np.all(js >= -1e-12)
 
@@ -275,7 +304,9 @@ def test_kl_from_logits_is_non_negative(zt):
     z, t = zt
     for dtype, tol in [(np.float32, 1e-5), (np.float64, 1e-12)]:
         with jax.enable_x64(dtype is np.float64):
-            kl = losses.kl_divergence_from_logits(jnp.asarray(z, dtype), jnp.asarray(t, dtype))
+            kl = _call(
+                losses.kl_divergence_from_logits, jnp.asarray(z, dtype), jnp.asarray(t, dtype)
+            )
             assert np.all(np.asarray(kl) >= -tol)
 
 
@@ -285,13 +316,13 @@ def test_kl_of_a_distribution_with_itself_is_exactly_zero(pair):
     p, _ = pair
     with jax.enable_x64(True):
         pj = jnp.asarray(p)
-        np.testing.assert_array_equal(np.asarray(losses.kl_divergence(jnp.log(pj), pj)), 0.0)
+        np.testing.assert_array_equal(np.asarray(_call(losses.kl_divergence, jnp.log(pj), pj)), 0.0)
         log_p = jnp.log(pj)  # contains -inf where p == 0
         np.testing.assert_array_equal(
-            np.asarray(losses.kl_divergence_with_log_targets(log_p, log_p)), 0.0
+            np.asarray(_call(losses.kl_divergence_with_log_targets, log_p, log_p)), 0.0
         )
         np.testing.assert_array_equal(
-            np.asarray(losses.jensen_shannon_divergence(log_p, log_p)), 0.0
+            np.asarray(_call(losses.jensen_shannon_divergence, log_p, log_p)), 0.0
         )
 
 
@@ -301,8 +332,10 @@ def test_cross_entropy_is_entropy_plus_kl(zt):
     z, t = zt
     with jax.enable_x64(True):
         zj, tj = jnp.asarray(z), jnp.asarray(t)
-        ce = np.asarray(losses.softmax_cross_entropy(zj, tj))
-        h_plus_kl = np.asarray(losses.entropy(tj) + losses.kl_divergence_from_logits(zj, tj))
+        ce = np.asarray(_call(losses.softmax_cross_entropy, zj, tj))
+        h_plus_kl = np.asarray(
+            _call(losses.entropy, tj) + _call(losses.kl_divergence_from_logits, zj, tj)
+        )
         np.testing.assert_allclose(ce, h_plus_kl, rtol=1e-12, atol=1e-12)
 
 
@@ -316,10 +349,10 @@ def test_kl_equals_cross_entropy_exactly_on_one_hot_targets(z, labels):
         with jax.enable_x64(dtype is np.float64):
             zj = jnp.asarray(z, dtype)
             t = jax.nn.one_hot(jnp.asarray(labels), 3, dtype=dtype)
-            kl = losses.kl_divergence_from_logits(zj, t)
-            ce = losses.softmax_cross_entropy(zj, t)
+            kl = _call(losses.kl_divergence_from_logits, zj, t)
+            ce = _call(losses.softmax_cross_entropy, zj, t)
             np.testing.assert_array_equal(np.asarray(kl), np.asarray(ce))
-            np.testing.assert_array_equal(np.asarray(losses.entropy(t)), 0.0)
+            np.testing.assert_array_equal(np.asarray(_call(losses.entropy, t)), 0.0)
             np.testing.assert_array_equal(
                 _grad(losses.kl_divergence_from_logits, 0, zj, t),
                 _grad(losses.softmax_cross_entropy, 0, zj, t),
@@ -332,8 +365,8 @@ def test_jensen_shannon_is_symmetric_and_bounded_by_log_2(pair):
     p, q = pair
     with jax.enable_x64(True):
         lp, lq = jnp.asarray(_log(p)), jnp.asarray(_log(q))
-        pq = np.asarray(losses.jensen_shannon_divergence(lp, lq))
-        qp = np.asarray(losses.jensen_shannon_divergence(lq, lp))
+        pq = np.asarray(_call(losses.jensen_shannon_divergence, lp, lq))
+        qp = np.asarray(_call(losses.jensen_shannon_divergence, lq, lp))
         np.testing.assert_array_equal(pq, qp)
         assert np.all(pq >= -1e-12) and np.all(pq <= LOG2 + 1e-12)
 
@@ -448,8 +481,8 @@ def test_distillation_t_squared_makes_the_gradient_temperature_free():
 def test_zero_targets_against_minus_inf_log_predictions_contribute_zero(dtype):
     log_q = jnp.asarray([-jnp.inf, 0.0, -jnp.inf], dtype)
     t = jnp.asarray([0.0, 1.0, 0.0], dtype)
-    assert float(losses.kl_divergence(log_q, t)) == 0.0
-    assert float(losses.generalized_kl_divergence(log_q, t)) == 0.0
+    assert float(_call(losses.kl_divergence, log_q, t)) == 0.0
+    assert float(_call(losses.generalized_kl_divergence, log_q, t)) == 0.0
     for argnum in (0, 1):
         g = _grad(losses.kl_divergence, argnum, log_q, t)
         assert np.all(np.isfinite(g))
@@ -462,7 +495,7 @@ def test_zero_targets_against_minus_inf_log_predictions_contribute_zero(dtype):
         losses.softmax_cross_entropy,
         losses.jensen_shannon_divergence_from_logits,
     ):
-        assert float(fn(z, t)) == 0.0
+        assert float(_call(fn, z, t)) == 0.0
         for argnum in (0, 1):
             assert np.all(np.isfinite(_grad(fn, argnum, z, t)))
 
@@ -470,20 +503,22 @@ def test_zero_targets_against_minus_inf_log_predictions_contribute_zero(dtype):
 def test_positive_target_against_zero_prediction_is_infinite(dtype):
     log_q = jnp.asarray([[-jnp.inf, 0.0]], dtype)
     t = jnp.asarray([[0.5, 0.5]], dtype)
-    assert np.isposinf(np.asarray(losses.kl_divergence(log_q, t))).all()
-    assert np.isposinf(np.asarray(losses.generalized_kl_divergence(log_q, t))).all()
-    assert np.isposinf(np.asarray(losses.kl_divergence_with_log_targets(log_q, jnp.log(t)))).all()
-    assert np.isposinf(np.asarray(losses.kl_divergence_from_logits(log_q, t))).all()
-    assert np.isposinf(np.asarray(losses.softmax_cross_entropy(log_q, t))).all()
+    assert np.isposinf(np.asarray(_call(losses.kl_divergence, log_q, t))).all()
+    assert np.isposinf(np.asarray(_call(losses.generalized_kl_divergence, log_q, t))).all()
+    assert np.isposinf(
+        np.asarray(_call(losses.kl_divergence_with_log_targets, log_q, jnp.log(t)))
+    ).all()
+    assert np.isposinf(np.asarray(_call(losses.kl_divergence_from_logits, log_q, t))).all()
+    assert np.isposinf(np.asarray(_call(losses.softmax_cross_entropy, log_q, t))).all()
     # A log target whose exp underflows is still a positive probability: +inf, not 0 or NaN.
     log_t = jnp.asarray([-800.0, 0.0], dtype)
-    assert np.isposinf(float(losses.kl_divergence_with_log_targets(log_q[0], log_t)))
+    assert np.isposinf(float(_call(losses.kl_divergence_with_log_targets, log_q[0], log_t)))
 
 
 def test_reverse_kl_is_infinite_for_targets_with_zeros():
     z = jnp.asarray([[1.0, 2.0, 3.0], [100.0, -100.0, 0.0]])
     t = jnp.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert np.isposinf(np.asarray(losses.reverse_kl_divergence_from_logits(z, t))).all()
+    assert np.isposinf(np.asarray(_call(losses.reverse_kl_divergence_from_logits, z, t))).all()
 
 
 def test_negative_probabilities_give_nan(dtype):
@@ -497,17 +532,17 @@ def test_negative_probabilities_give_nan(dtype):
         losses.reverse_kl_divergence_from_logits,
         losses.jensen_shannon_divergence_from_logits,
     ):
-        value = np.asarray(fn(log_q, t))
+        value = np.asarray(_call(fn, log_q, t))
         assert np.isnan(value[0]) and np.isfinite(value[1]), fn.__name__
-    value = np.asarray(losses.entropy(t))
+    value = np.asarray(_call(losses.entropy, t))
     assert np.isnan(value[0]) and np.isfinite(value[1])
 
 
 def test_nan_inputs_propagate():
     log_q = jnp.asarray([jnp.nan, 0.0])
-    assert np.isnan(float(losses.kl_divergence(log_q, jnp.asarray([0.0, 1.0]))))
+    assert np.isnan(float(_call(losses.kl_divergence, log_q, jnp.asarray([0.0, 1.0]))))
     assert np.isnan(
-        float(losses.kl_divergence(jnp.asarray([0.0, 0.0]), jnp.asarray([jnp.nan, 1.0])))
+        float(_call(losses.kl_divergence, jnp.asarray([0.0, 0.0]), jnp.asarray([jnp.nan, 1.0])))
     )
 
 
@@ -516,17 +551,17 @@ def test_saturated_logits_in_float32_have_the_exact_gradient_where_keras_has_non
     t = jnp.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], jnp.float32)
     expected = np.asarray([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]], np.float32)
     for name in ("kl", "ce"):
-        value = np.asarray(losses.get_loss(name)(z, t))
+        value = np.asarray(_call(losses.get_loss(name), z, t))
         np.testing.assert_allclose(value, [200.0, 200.0], rtol=1e-6)
         np.testing.assert_allclose(_grad(losses.get_loss(name), 0, z, t), expected, atol=1e-6)
     # JS is bounded: at saturation it is log 2 and its true gradient is of order e^-100.
     js = losses.get_loss("js")
-    np.testing.assert_allclose(np.asarray(js(z, t)), [LOG2, LOG2], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(_call(js, z, t)), [LOG2, LOG2], rtol=1e-6)
     np.testing.assert_allclose(_grad(js, 0, z, t), 0.0, atol=1e-30)
     # Keras' clipped loss saturates at -log(1e-7) and its gradient vanishes: training stops there.
     keras = losses.get_loss("keras_kl")
     np.testing.assert_allclose(
-        np.asarray(keras(z, t)), -math.log(float(np.float32(1e-7))), rtol=1e-5
+        np.asarray(_call(keras, z, t)), -math.log(float(np.float32(1e-7))), rtol=1e-5
     )
     np.testing.assert_array_equal(_grad(keras, 0, z, t), 0.0)
 
@@ -539,7 +574,7 @@ def test_minus_inf_log_targets_have_zero_value_and_finite_gradients(dtype):
     with np.errstate(divide="ignore"):
         expected = scipy.special.rel_entr(p, np.exp(lq)).sum()
     np.testing.assert_allclose(
-        float(losses.kl_divergence_with_log_targets(log_q, log_t)), expected, **TOL[dtype]
+        float(_call(losses.kl_divergence_with_log_targets, log_q, log_t)), expected, **TOL[dtype]
     )
     g_t = _grad(losses.kl_divergence_with_log_targets, 1, log_q, log_t)
     safe = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
@@ -552,7 +587,7 @@ def test_minus_inf_log_targets_have_zero_value_and_finite_gradients(dtype):
 def test_both_sides_zero_in_log_space_is_exactly_zero_with_finite_gradients(dtype):
     log_p = jnp.asarray([[-jnp.inf, 0.0], [-jnp.inf, -jnp.inf]], dtype)
     for fn in (losses.kl_divergence_with_log_targets, losses.jensen_shannon_divergence):
-        np.testing.assert_array_equal(np.asarray(fn(log_p, log_p)), [0.0, 0.0])
+        np.testing.assert_array_equal(np.asarray(_call(fn, log_p, log_p)), [0.0, 0.0])
         for argnum in (0, 1):
             g = _grad(fn, argnum, log_p, log_p)
             np.testing.assert_array_equal(g[:, 0], 0.0)
@@ -563,7 +598,7 @@ def test_distillation_with_saturated_logits_has_finite_gradients():
     zs = jnp.asarray([[100.0, -100.0, 0.0]], jnp.float32)
     zt = jnp.asarray([[-100.0, 100.0, 0.0]], jnp.float32)
     for temperature in (1.0, 2.0):
-        value = float(losses.distillation_loss(zs, zt, temperature=temperature)[0])
+        value = float(_call(losses.distillation_loss, zs, zt, temperature=temperature)[0])
         assert math.isfinite(value) and value > 0
         g_s = _grad(losses.distillation_loss, 0, zs, zt, temperature=temperature)
         g_t = _grad(losses.distillation_loss, 1, zs, zt, temperature=temperature)
@@ -614,33 +649,43 @@ def _inputs(kinds, shape, seed=0):
 @pytest.mark.parametrize("shape", [(5,), (4, 5), (2, 3, 5)], ids=["C", "NC", "NTC"])
 def test_one_value_per_distribution(fn, kind_a, kind_b, shape):
     a, b = _inputs((kind_a, kind_b), shape)
-    out = fn(jnp.asarray(a), jnp.asarray(b))
+    out = _call(fn, jnp.asarray(a), jnp.asarray(b))
     assert out.shape == shape[:-1] and out.dtype == jnp.float32
     # Row by row: no batch reduction and no mixing between distributions.
     flat_a, flat_b = a.reshape(-1, 5), b.reshape(-1, 5)
-    rows = [float(fn(jnp.asarray(x), jnp.asarray(y))) for x, y in zip(flat_a, flat_b, strict=True)]
+    rows = [
+        float(_call(fn, jnp.asarray(x), jnp.asarray(y)))
+        for x, y in zip(flat_a, flat_b, strict=True)
+    ]
     np.testing.assert_allclose(np.asarray(out).reshape(-1), rows, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(("fn", "kind_a", "kind_b"), TWO_ARGUMENT, ids=IDS)
 def test_axis_argument_equals_moveaxis(fn, kind_a, kind_b):
     a, b = _inputs((kind_a, kind_b), (2, 3, 4), seed=1)
-    ref = np.asarray(fn(jnp.asarray(a), jnp.asarray(b)))
-    moved = fn(jnp.asarray(np.moveaxis(a, -1, 1)), jnp.asarray(np.moveaxis(b, -1, 1)), axis=1)
+    ref = np.asarray(_call(fn, jnp.asarray(a), jnp.asarray(b)))
+    moved = _call(
+        fn, jnp.asarray(np.moveaxis(a, -1, 1)), jnp.asarray(np.moveaxis(b, -1, 1)), axis=1
+    )
     np.testing.assert_allclose(np.asarray(moved), ref, rtol=1e-6, atol=1e-7)
     a2, b2 = a[:, 0], b[:, 0]
-    ref2 = np.asarray(fn(jnp.asarray(a2), jnp.asarray(b2)))
+    ref2 = np.asarray(_call(fn, jnp.asarray(a2), jnp.asarray(b2)))
     np.testing.assert_allclose(
-        np.asarray(fn(jnp.asarray(a2.T), jnp.asarray(b2.T), axis=0)), ref2, rtol=1e-6, atol=1e-7
+        np.asarray(_call(fn, jnp.asarray(a2.T), jnp.asarray(b2.T), axis=0)),
+        ref2,
+        rtol=1e-6,
+        atol=1e-7,
     )
 
 
 def test_entropy_axis_and_shape():
     p = np.exp(_np_log_softmax(_rng(2).normal(size=(2, 3, 4)))).astype(np.float32)
-    ref = np.asarray(losses.entropy(jnp.asarray(p)))
+    ref = np.asarray(_call(losses.entropy, jnp.asarray(p)))
     assert ref.shape == (2, 3)
     np.testing.assert_allclose(
-        np.asarray(losses.entropy(jnp.asarray(np.moveaxis(p, -1, 0)), axis=0)), ref, rtol=1e-6
+        np.asarray(_call(losses.entropy, jnp.asarray(np.moveaxis(p, -1, 0)), axis=0)),
+        ref,
+        rtol=1e-6,
     )
 
 
@@ -649,9 +694,9 @@ def test_entropy_axis_and_shape():
 def test_half_precision_is_computed_in_float32_and_returned_in_kind(fn, kind_a, kind_b, half):
     a, b = _inputs((kind_a, kind_b), (3, 4), seed=3)
     a_half, b_half = jnp.asarray(a, half), jnp.asarray(b, half)
-    out = fn(a_half, b_half)
+    out = _call(fn, a_half, b_half)
     assert out.dtype == half
-    ref = fn(a_half.astype(jnp.float32), b_half.astype(jnp.float32))
+    ref = _call(fn, a_half.astype(jnp.float32), b_half.astype(jnp.float32))
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref.astype(half)))
 
 
@@ -659,11 +704,11 @@ def test_float64_is_preserved_and_mixed_dtypes_widen():
     with jax.enable_x64(True):
         log_q = jnp.log(jnp.asarray([0.25, 0.75]))
         t = jnp.asarray([0.5, 0.5])
-        assert losses.kl_divergence(log_q, t).dtype == jnp.float64
-        assert losses.keras_kl_divergence(t, jnp.exp(log_q)).dtype == jnp.float64
-        mixed = losses.kl_divergence(log_q.astype(jnp.float32), t)
+        assert _call(losses.kl_divergence, log_q, t).dtype == jnp.float64
+        assert _call(losses.keras_kl_divergence, t, jnp.exp(log_q)).dtype == jnp.float64
+        mixed = _call(losses.kl_divergence, log_q.astype(jnp.float32), t)
         assert mixed.dtype == jnp.float64
-        mixed_half = losses.kl_divergence(log_q.astype(jnp.float16), t.astype(jnp.bfloat16))
+        mixed_half = _call(losses.kl_divergence, log_q.astype(jnp.float16), t.astype(jnp.bfloat16))
         assert mixed_half.dtype == jnp.float32
 
 
@@ -675,6 +720,15 @@ def test_works_under_jit_and_vmap():
     vmapped = jax.vmap(losses.kl_divergence_from_logits)(z, t)
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(vmapped), np.asarray(eager), rtol=1e-6)
+    # The exact identities hold op by op too, not only in the compiled programs above.
+    one_hot = jax.nn.one_hot(jnp.asarray([0, 3, 1]), 4, dtype=jnp.float32)
+    np.testing.assert_array_equal(
+        np.asarray(losses.kl_divergence_from_logits(z, one_hot)),
+        np.asarray(losses.softmax_cross_entropy(z, one_hot)),
+    )
+    np.testing.assert_array_equal(np.asarray(losses.kl_divergence(jnp.log(t), t)), 0.0)
+    log_t = jax.nn.log_softmax(z)
+    np.testing.assert_array_equal(np.asarray(losses.jensen_shannon_divergence(log_t, log_t)), 0.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -790,15 +844,17 @@ def test_registry_losses_are_per_example_functions_of_logits_and_targets():
     z = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
     soft = jnp.asarray(_simplex(rng, (8, 3)), jnp.float32)
     direct = {
-        "ce": losses.softmax_cross_entropy(z, soft),
-        "js": losses.jensen_shannon_divergence(jax.nn.log_softmax(z), jnp.log(soft)),
-        "keras_kl": losses.keras_kl_divergence(soft, jax.nn.softmax(z)),
-        "kl": losses.kl_divergence(jax.nn.log_softmax(z), soft),
-        "reverse_kl": losses.kl_divergence_with_log_targets(jnp.log(soft), jax.nn.log_softmax(z)),
+        "ce": _call(losses.softmax_cross_entropy, z, soft),
+        "js": _call(losses.jensen_shannon_divergence, jax.nn.log_softmax(z), jnp.log(soft)),
+        "keras_kl": _call(losses.keras_kl_divergence, soft, jax.nn.softmax(z)),
+        "kl": _call(losses.kl_divergence, jax.nn.log_softmax(z), soft),
+        "reverse_kl": _call(
+            losses.kl_divergence_with_log_targets, jnp.log(soft), jax.nn.log_softmax(z)
+        ),
     }
     for name in losses.loss_names():
         fn = losses.get_loss(name)
-        values = fn(z, soft)
+        values = _call(fn, z, soft)
         assert values.shape == (8,)
         np.testing.assert_allclose(
             np.asarray(values), np.asarray(direct[name]), rtol=2e-6, atol=1e-7
