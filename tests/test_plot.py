@@ -40,8 +40,11 @@ def legend_texts(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_import_does_not_load_matplotlib():
-    code = "import sys, kldiv.plot; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+def test_import_does_not_load_matplotlib_or_scipy():
+    code = (
+        "import sys, kldiv.plot; "
+        "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'scipy.stats'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -2,7 +2,8 @@
 
 Nothing here saves or shows a figure, and nothing touches pyplot's global state: `new_figure`
 builds a `matplotlib.figure.Figure` on an Agg canvas and `figure_png` renders it to bytes.
-Matplotlib is imported inside the functions, so `import kldiv.plot` does not load it.
+Matplotlib (and SciPy, via kldiv.stats) are imported inside the functions, so `import kldiv.plot`
+loads neither.
 
 Histories use the Keras key names ("loss", "accuracy", "val_loss", "val_accuracy"); the tutorial
 calls the validation set "test", and so do the labels here. Values are (epochs,) for one run or
@@ -16,8 +17,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from kldiv.stats import t_interval
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -66,6 +65,8 @@ def _runs(name: str, values: Any) -> np.ndarray:
 
 def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str) -> None:
     """One line for one run; for several, the mean over seeds with its t-interval band."""
+    from kldiv.stats import t_interval
+
     epochs = np.arange(1, runs.shape[1] + 1)
     n = runs.shape[0]
     if n == 1:
