@@ -287,6 +287,9 @@ def entropy(probs: ArrayLike, *, axis: int = -1) -> jax.Array:
     No normalisation (unlike ``scipy.stats.entropy``, which also defaults to ``axis=0``); a negative
     probability gives NaN. The gradient at :math:`p_i = 0` is 0 (``rel_entr`` convention).
 
+    Peer conventions: ``scipy.stats.entropy(probs, axis=-1)`` for normalised input; PyTorch
+    ``torch.distributions.Categorical(probs=probs).entropy()``; Keras has no entropy function.
+
     Args:
       probs: probabilities, shape ``[..., C, ...]``.
       axis: the distribution axis.
@@ -377,6 +380,10 @@ def jensen_shannon_divergence(log_p: ArrayLike, log_q: ArrayLike, *, axis: int =
     exactly 0 for identical inputs). The gradient with respect to :math:`\log p_i` is
     :math:`\tfrac12 p_i (\log p_i - \log m_i)`.
 
+    Peer conventions: ``scipy.spatial.distance.jensenshannon(p, q) ** 2`` (SciPy returns the
+    distance, the square root); torchmetrics ``jensen_shannon_divergence(log_p, log_q,
+    log_prob=True)`` before its batch reduction; Keras and ``torch.nn.functional`` have none.
+
     Args:
       log_p: log-probabilities of the first distribution, shape ``[..., C, ...]``.
       log_q: log-probabilities of the second distribution, same shape.
@@ -428,6 +435,10 @@ def generalized_kl_divergence(
     ``scipy.special.kl_div(targets, exp(log_predictions)).sum(axis)`` (except for negative targets:
     NaN here, ``+inf`` in SciPy). Same zero rules and gradients as :func:`kl_divergence`, plus
     :math:`q_i - t_i` with respect to :math:`\log q_i` overall.
+
+    Peer conventions: Optax ``generalized_kl_divergence(log_predictions, targets)``; PyTorch
+    ``F.kl_div(input=log_predictions, target=targets, reduction='none').sum(-1)`` plus
+    ``(exp(log_predictions) - targets).sum(-1)``; Keras has none.
 
     Args:
       log_predictions: logs of the predicted measure, shape ``[..., C, ...]``.
