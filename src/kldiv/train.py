@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kldiv import fastmlp
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.losses import get_loss
@@ -69,10 +70,11 @@ def init_state(config: TrainConfig, data: Dataset, seed: jax.Array) -> TrainStat
 
 
 def epoch_order(key: jax.Array, n: int, shuffle: bool) -> jax.Array:
-    """(n,) int32 row order for one epoch: a uniform random permutation, or 0..n-1 without shuffle."""
-    if not shuffle:
-        return jnp.arange(n, dtype=jnp.int32)
-    return jax.random.permutation(key, n).astype(jnp.int32)
+    """(n,) int32 row order for one epoch: a uniform random permutation, or 0..n-1 without shuffle.
+
+    See `kldiv.fastmlp.epoch_order` (one single-operand sort of random words tagged with the row).
+    """
+    return fastmlp.epoch_order(key, n, shuffle)
 
 
 def batch_metrics(
@@ -101,7 +103,12 @@ def evaluate(
 
 
 def sgd_step(
-    state: TrainState, hyper: Hyper, x: jax.Array, y: jax.Array, weight: jax.Array, config: TrainConfig
+    state: TrainState,
+    hyper: Hyper,
+    x: jax.Array,
+    y: jax.Array,
+    weight: jax.Array,
+    config: TrainConfig,
 ) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
     """One Keras SGD-momentum step on the batch's mean loss; returns the batch's weighted sums."""
 
@@ -166,7 +173,8 @@ def final_metrics(params: Params, data: Dataset, config: TrainConfig) -> dict[st
     }
 
 
-# Compiled programs over a chunk of runs: data is shared (in_axes None), everything else is per run.
+# The plain engine: `train_epochs` under `jax.vmap` (run axis first), differentiated by `jax.grad`.
+# Batched kernels pick their order of operations by shape, so its chunks have one fixed size.
 @functools.partial(jax.jit, static_argnames="config")
 def _init_chunk(config: TrainConfig, data: Dataset, seeds: jax.Array) -> TrainState:
     return jax.vmap(init_state, in_axes=(None, None, 0))(config, data, seeds)
@@ -183,6 +191,89 @@ def _epochs_chunk(
 @functools.partial(jax.jit, static_argnames="config")
 def _final_chunk(params: Params, data: Dataset, config: TrainConfig) -> dict[str, jax.Array]:
     return jax.vmap(final_metrics, in_axes=(0, None, None))(params, data, config)
+
+
+# The fast engine (kldiv.fastmlp): run axis last, hand-written backward, no op mixing runs.
+_FAST_OPTIONS = fastmlp.COMPILER_OPTIONS
+
+
+@functools.partial(jax.jit, static_argnames="config", compiler_options=_FAST_OPTIONS)
+def _fast_init(config: TrainConfig, data: Dataset, seeds: jax.Array) -> fastmlp.StateT:
+    state = jax.vmap(init_state, in_axes=(None, None, 0))(config, data, seeds)
+    return fastmlp.StateT(
+        fastmlp.to_runs_last(state.params),
+        fastmlp.to_runs_last(state.velocity),
+        state.shuffle_key,
+        jnp.zeros((), jnp.int32),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("config", "n_epochs"), compiler_options=_FAST_OPTIONS)
+def _fast_epochs(
+    state: fastmlp.StateT, hyper: Hyper, data: Dataset, config: TrainConfig, n_epochs: int
+) -> tuple[fastmlp.StateT, dict[str, jax.Array]]:
+    state, history = fastmlp.train_epochs(
+        state, hyper.learning_rate, hyper.momentum, tuple(data), config, n_epochs
+    )
+    return state, {k: v.T for k, v in history.items()}  # (runs, epochs)
+
+
+@functools.partial(jax.jit, static_argnames="config", compiler_options=_FAST_OPTIONS)
+def _fast_final(
+    state: fastmlp.StateT, data: Dataset, config: TrainConfig
+) -> tuple[Params, dict[str, jax.Array]]:
+    train_loss, train_accuracy = fastmlp.evaluate(
+        state.params, data.x_train, data.y_train, config.loss, config.activation
+    )
+    test_loss, test_accuracy = fastmlp.evaluate(
+        state.params, data.x_val, data.y_val, config.loss, config.activation
+    )
+    final = {
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+    }
+    return fastmlp.to_runs_first(state.params), final
+
+
+# Runs per compiled call of the fast engine. Its results do not depend on the chunk size, so small
+# requests use the next power of two (one seed compiles and runs a program for one run).
+FAST_CHUNK = 32
+
+
+class _Engine(NamedTuple):
+    init: Callable
+    epochs: Callable
+    finish: Callable  # (state, data, config) -> (params with a leading run axis, final metrics)
+    chunk_size: Callable[[int], int]  # runs requested -> runs per compiled call
+
+
+def _plain_finish(
+    state: TrainState, data: Dataset, config: TrainConfig
+) -> tuple[Params, dict[str, jax.Array]]:
+    return state.params, _final_chunk(state.params, data, config)
+
+
+_ENGINES = {
+    "plain": _Engine(_init_chunk, _epochs_chunk, _plain_finish, lambda n: SEED_CHUNK),
+    "fast": _Engine(
+        _fast_init,
+        _fast_epochs,
+        _fast_final,
+        lambda n: min(FAST_CHUNK, 1 << max(0, n - 1).bit_length()),
+    ),
+}
+
+
+def _choose_engine(engine: str, config: TrainConfig, data: Dataset) -> str:
+    if engine not in ("auto", "fast", "plain"):
+        raise ValueError(f"engine: expected 'auto', 'fast' or 'plain', got {engine!r}")
+    if engine != "auto":
+        return engine
+    sizes = layer_sizes(data.n_features, config.hidden, data.n_classes)
+    fits = fastmlp.supports(sizes, config.batch_size) and jax.default_backend() == "cpu"
+    return "fast" if fits else "plain"
 
 
 @dataclass(frozen=True)
@@ -246,8 +337,13 @@ def train(
     momenta: Sequence[float] | None = None,
     epoch_chunk: int | None = None,
     on_progress: ProgressFn | None = None,
+    engine: str = "auto",
 ) -> TrainResult:
     """Train one run per seed and return weights, history and final metrics.
+
+    Runs are computed in chunks (one compiled call per chunk and epoch block); chunks go round-robin
+    to the local devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2` gives two CPU devices,
+    one per core) and run concurrently. A seed's result never depends on the other seeds requested.
 
     Args:
       config: model and training configuration (static: changing it recompiles).
@@ -260,6 +356,10 @@ def train(
         sooner on a non-finite loss, without changing any result.
       on_progress: called as on_progress(units_done, units_total) after each call, where a unit is
         one epoch of one chunk of runs.
+      engine: how gradients are computed: 'fast' (`kldiv.fastmlp`, run axis last, hand-written
+        backward; bitwise independent of the chunk size), 'plain' (`jax.grad` under `jax.vmap`, in
+        fixed chunks of SEED_CHUNK runs), or 'auto': 'fast' on CPU for the models it covers
+        (`fastmlp.supports`), else 'plain'. The two agree to float32 rounding, not bitwise.
 
     Raises:
       NonFiniteLossError: a run's training loss became NaN or infinite.
@@ -277,35 +377,64 @@ def train(
     lrs = per_run(learning_rates, config.learning_rate, "learning_rates")
     mus = per_run(momenta, config.momentum, "momenta")
     step = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
-    data = Dataset(*(jnp.asarray(a, jnp.float32) for a in data))
+    data = Dataset(*(np.asarray(a, np.float32) for a in data))
+    run_engine = _ENGINES[_choose_engine(engine, config, data)]
 
-    n_chunks = -(-n_runs // SEED_CHUNK)
+    chunk = run_engine.chunk_size(n_runs)
+    n_chunks = -(-n_runs // chunk)
     total = n_chunks * config.epochs
-    pad = n_chunks * SEED_CHUNK - n_runs
+    pad = n_chunks * chunk - n_runs
 
     def padded(a: np.ndarray) -> np.ndarray:
         return np.concatenate([a, np.repeat(a[-1:], pad)])
 
     all_seeds, all_lrs, all_mus = padded(seed_array), padded(lrs), padded(mus)
+    devices = jax.local_devices()
+    device_data = [jax.device_put(data, d) for d in devices[: min(len(devices), n_chunks)]]
     params_out, history_out, final_out = [], [], []
-    for c in range(n_chunks):
-        sl = slice(c * SEED_CHUNK, (c + 1) * SEED_CHUNK)
-        state = _init_chunk(config, data, jnp.asarray(all_seeds[sl]))
-        hyper = Hyper(jnp.asarray(all_lrs[sl]), jnp.asarray(all_mus[sl]))
-        rows: list[dict[str, np.ndarray]] = []
+    units_done = 0
+    # One round = one chunk per device; the calls of a round are dispatched before any result is
+    # read, so the devices compute concurrently.
+    for first in range(0, n_chunks, len(device_data)):
+        chunks = range(first, min(first + len(device_data), n_chunks))
+        states, hypers = [], []
+        for c, dev_data in zip(chunks, device_data, strict=False):
+            sl = slice(c * chunk, (c + 1) * chunk)
+            dev = next(iter(dev_data.x_train.devices()))
+            states.append(run_engine.init(config, dev_data, jax.device_put(all_seeds[sl], dev)))
+            hypers.append(jax.device_put(Hyper(all_lrs[sl], all_mus[sl]), dev))
+        rows: list[list[dict[str, np.ndarray]]] = [[] for _ in chunks]
         done = 0
         while done < config.epochs:
             n_epochs = min(step, config.epochs - done)
-            state, chunk_history = _epochs_chunk(state, hyper, data, config, n_epochs)
-            chunk_history = jax.device_get(chunk_history)
-            rows.append(chunk_history)
-            _raise_if_non_finite(chunk_history["loss"], all_seeds[sl], done, n_runs - c * SEED_CHUNK)
+            histories = []
+            for i, dev_data in zip(range(len(states)), device_data, strict=False):
+                states[i], history = run_engine.epochs(
+                    states[i], hypers[i], dev_data, config, n_epochs
+                )
+                histories.append(history)
+            for i, (c, history) in enumerate(zip(chunks, jax.device_get(histories), strict=True)):
+                rows[i].append(history)
+                _raise_if_non_finite(
+                    history["loss"],
+                    all_seeds[c * chunk : (c + 1) * chunk],
+                    done,
+                    n_runs - c * chunk,
+                )
             done += n_epochs
+            units_done += n_epochs * len(states)
             if on_progress is not None:
-                on_progress(c * config.epochs + done, total)
-        params_out.append(jax.device_get(state.params))
-        history_out.append({k: np.concatenate([r[k] for r in rows], axis=1) for k in HISTORY_KEYS})
-        final_out.append(jax.device_get(_final_chunk(state.params, data, config)))
+                on_progress(units_done, total)
+        finished = [
+            run_engine.finish(state, dev_data, config)
+            for state, dev_data in zip(states, device_data, strict=False)
+        ]
+        for i, (params, final) in enumerate(jax.device_get(finished)):
+            params_out.append(params)
+            final_out.append(final)
+            history_out.append(
+                {k: np.concatenate([r[k] for r in rows[i]], axis=1) for k in HISTORY_KEYS}
+            )
 
     keep = slice(0, n_runs)
     return TrainResult(
