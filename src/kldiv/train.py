@@ -173,33 +173,30 @@ def final_metrics(params: Params, data: Dataset, config: TrainConfig) -> dict[st
     }
 
 
-# The plain engine: `train_epochs` under `jax.vmap` (run axis first), differentiated by `jax.grad`.
-# Batched kernels pick their order of operations by shape, so its chunks have one fixed size.
-@functools.partial(jax.jit, static_argnames="config")
-def _init_chunk(config: TrainConfig, data: Dataset, seeds: jax.Array) -> TrainState:
+# Per-chunk programs of the two engines (traced inside `_program`, which compiles them once for a
+# set of devices). The plain engine: `train_epochs` under `jax.vmap` (run axis first), gradients by
+# `jax.grad`; batched kernels pick their order of operations by shape, so its chunks have one fixed
+# size. The fast engine: `kldiv.fastmlp` (run axis last, hand-written backward, nothing mixes runs).
+def _plain_init(seeds: jax.Array, data: Dataset, *, config: TrainConfig) -> TrainState:
     return jax.vmap(init_state, in_axes=(None, None, 0))(config, data, seeds)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "n_epochs"))
-def _epochs_chunk(
-    state: TrainState, hyper: Hyper, data: Dataset, config: TrainConfig, n_epochs: int
+def _plain_epochs(
+    state: TrainState, hyper: Hyper, data: Dataset, *, config: TrainConfig, n_epochs: int
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     run = jax.vmap(train_epochs, in_axes=(0, 0, None, None, None), out_axes=(0, 0))
     return run(state, hyper, data, config, n_epochs)
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def _final_chunk(params: Params, data: Dataset, config: TrainConfig) -> dict[str, jax.Array]:
-    return jax.vmap(final_metrics, in_axes=(0, None, None))(params, data, config)
+def _plain_finish(
+    state: TrainState, data: Dataset, *, config: TrainConfig
+) -> tuple[Params, dict[str, jax.Array]]:
+    final = jax.vmap(final_metrics, in_axes=(0, None, None))(state.params, data, config)
+    return state.params, final
 
 
-# The fast engine (kldiv.fastmlp): run axis last, hand-written backward, no op mixing runs.
-_FAST_OPTIONS = fastmlp.COMPILER_OPTIONS
-
-
-@functools.partial(jax.jit, static_argnames="config", compiler_options=_FAST_OPTIONS)
-def _fast_init(config: TrainConfig, data: Dataset, seeds: jax.Array) -> fastmlp.StateT:
-    state = jax.vmap(init_state, in_axes=(None, None, 0))(config, data, seeds)
+def _fast_init(seeds: jax.Array, data: Dataset, *, config: TrainConfig) -> fastmlp.StateT:
+    state = _plain_init(seeds, data, config=config)
     return fastmlp.StateT(
         fastmlp.to_runs_last(state.params),
         fastmlp.to_runs_last(state.velocity),
@@ -208,9 +205,8 @@ def _fast_init(config: TrainConfig, data: Dataset, seeds: jax.Array) -> fastmlp.
     )
 
 
-@functools.partial(jax.jit, static_argnames=("config", "n_epochs"), compiler_options=_FAST_OPTIONS)
 def _fast_epochs(
-    state: fastmlp.StateT, hyper: Hyper, data: Dataset, config: TrainConfig, n_epochs: int
+    state: fastmlp.StateT, hyper: Hyper, data: Dataset, *, config: TrainConfig, n_epochs: int
 ) -> tuple[fastmlp.StateT, dict[str, jax.Array]]:
     state, history = fastmlp.train_epochs(
         state, hyper.learning_rate, hyper.momentum, tuple(data), config, n_epochs
@@ -218,9 +214,8 @@ def _fast_epochs(
     return state, {k: v.T for k, v in history.items()}  # (runs, epochs)
 
 
-@functools.partial(jax.jit, static_argnames="config", compiler_options=_FAST_OPTIONS)
-def _fast_final(
-    state: fastmlp.StateT, data: Dataset, config: TrainConfig
+def _fast_finish(
+    state: fastmlp.StateT, data: Dataset, *, config: TrainConfig
 ) -> tuple[Params, dict[str, jax.Array]]:
     train_loss, train_accuracy = fastmlp.evaluate(
         state.params, data.x_train, data.y_train, config.loss, config.activation
@@ -238,32 +233,50 @@ def _fast_final(
 
 
 # Runs per compiled call of the fast engine. Its results do not depend on the chunk size, so small
-# requests use the next power of two (one seed compiles and runs a program for one run).
+# requests use a smaller power of two (one seed compiles and runs a program for one run).
 FAST_CHUNK = 32
 
-
-class _Engine(NamedTuple):
-    init: Callable
-    epochs: Callable
-    finish: Callable  # (state, data, config) -> (params with a leading run axis, final metrics)
-    chunk_size: Callable[[int], int]  # runs requested -> runs per compiled call
-
-
-def _plain_finish(
-    state: TrainState, data: Dataset, config: TrainConfig
-) -> tuple[Params, dict[str, jax.Array]]:
-    return state.params, _final_chunk(state.params, data, config)
-
-
-_ENGINES = {
-    "plain": _Engine(_init_chunk, _epochs_chunk, _plain_finish, lambda n: SEED_CHUNK),
-    "fast": _Engine(
-        _fast_init,
-        _fast_epochs,
-        _fast_final,
-        lambda n: min(FAST_CHUNK, 1 << max(0, n - 1).bit_length()),
-    ),
+_PROGRAMS = {
+    "plain": {"init": _plain_init, "epochs": _plain_epochs, "finish": _plain_finish},
+    "fast": {"init": _fast_init, "epochs": _fast_epochs, "finish": _fast_finish},
 }
+_COMPILER_OPTIONS = {"plain": None, "fast": fastmlp.COMPILER_OPTIONS}
+
+
+def _chunk_size(engine: str, n_runs: int, n_devices: int) -> int:
+    if engine == "plain":
+        return SEED_CHUNK
+    per_device = -(-n_runs // n_devices)
+    return min(FAST_CHUNK, 1 << max(0, per_device - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=64)
+def _program(
+    engine: str, kind: str, config: TrainConfig, n_devices: int, **static: int
+) -> Callable:
+    """One chunk's `kind` program compiled once for `n_devices` devices, each running one chunk.
+
+    Per-chunk arguments and results carry a leading (n_devices,) axis split over the devices; the
+    data (the last argument of every program) is replicated.
+    """
+    fn = functools.partial(_PROGRAMS[engine][kind], config=config, **static)
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("chunk",))
+    split, whole = jax.sharding.PartitionSpec("chunk"), jax.sharding.PartitionSpec()
+
+    def per_device(*args: object) -> object:
+        *chunked, data = args
+        chunked = jax.tree.map(lambda a: a[0], chunked)  # this device's chunk
+        return jax.tree.map(lambda a: a[None], fn(*chunked, data))
+
+    n_chunked = {"init": 1, "epochs": 2, "finish": 1}[kind]
+    spread = jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(split,) * n_chunked + (whole,),
+        out_specs=split,
+        check_vma=False,  # per-device programs: no collectives
+    )
+    return jax.jit(spread, compiler_options=_COMPILER_OPTIONS[engine])
 
 
 def _choose_engine(engine: str, config: TrainConfig, data: Dataset) -> str:
@@ -378,63 +391,51 @@ def train(
     mus = per_run(momenta, config.momentum, "momenta")
     step = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
     data = Dataset(*(np.asarray(a, np.float32) for a in data))
-    run_engine = _ENGINES[_choose_engine(engine, config, data)]
-
-    chunk = run_engine.chunk_size(n_runs)
+    engine = _choose_engine(engine, config, data)
+    n_devices = len(jax.local_devices())
+    chunk = _chunk_size(engine, n_runs, n_devices)
     n_chunks = -(-n_runs // chunk)
+    n_devices = min(n_devices, n_chunks)
+    n_rounds = -(-n_chunks // n_devices)
     total = n_chunks * config.epochs
-    pad = n_chunks * chunk - n_runs
+    pad = n_rounds * n_devices * chunk - n_runs
 
     def padded(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([a, np.repeat(a[-1:], pad)])
+        # (rounds, devices, chunk): padding repeats the last run; its results are dropped
+        return np.concatenate([a, np.repeat(a[-1:], pad)]).reshape(n_rounds, n_devices, chunk)
 
     all_seeds, all_lrs, all_mus = padded(seed_array), padded(lrs), padded(mus)
-    devices = jax.local_devices()
-    device_data = [jax.device_put(data, d) for d in devices[: min(len(devices), n_chunks)]]
+    init = _program(engine, "init", config, n_devices)
+    finish = _program(engine, "finish", config, n_devices)
     params_out, history_out, final_out = [], [], []
     units_done = 0
-    # One round = one chunk per device; the calls of a round are dispatched before any result is
-    # read, so the devices compute concurrently.
-    for first in range(0, n_chunks, len(device_data)):
-        chunks = range(first, min(first + len(device_data), n_chunks))
-        states, hypers = [], []
-        for c, dev_data in zip(chunks, device_data, strict=False):
-            sl = slice(c * chunk, (c + 1) * chunk)
-            dev = next(iter(dev_data.x_train.devices()))
-            states.append(run_engine.init(config, dev_data, jax.device_put(all_seeds[sl], dev)))
-            hypers.append(jax.device_put(Hyper(all_lrs[sl], all_mus[sl]), dev))
-        rows: list[list[dict[str, np.ndarray]]] = [[] for _ in chunks]
+    # One call computes one chunk per device, the devices concurrently.
+    for r in range(n_rounds):
+        state = init(all_seeds[r], data)
+        hyper = Hyper(all_lrs[r], all_mus[r])
+        rows: list[dict[str, np.ndarray]] = []
         done = 0
         while done < config.epochs:
             n_epochs = min(step, config.epochs - done)
-            histories = []
-            for i, dev_data in zip(range(len(states)), device_data, strict=False):
-                states[i], history = run_engine.epochs(
-                    states[i], hypers[i], dev_data, config, n_epochs
-                )
-                histories.append(history)
-            for i, (c, history) in enumerate(zip(chunks, jax.device_get(histories), strict=True)):
-                rows[i].append(history)
-                _raise_if_non_finite(
-                    history["loss"],
-                    all_seeds[c * chunk : (c + 1) * chunk],
-                    done,
-                    n_runs - c * chunk,
-                )
+            epochs = _program(engine, "epochs", config, n_devices, n_epochs=n_epochs)
+            state, history = epochs(state, hyper, data)
+            history = {
+                k: v.reshape(n_devices * chunk, -1) for k, v in jax.device_get(history).items()
+            }
+            rows.append(history)
+            first_run = r * n_devices * chunk
+            _raise_if_non_finite(history["loss"], all_seeds[r].ravel(), done, n_runs - first_run)
             done += n_epochs
-            units_done += n_epochs * len(states)
+            real_chunks = min(n_devices, n_chunks - r * n_devices)
+            units_done += n_epochs * real_chunks
             if on_progress is not None:
                 on_progress(units_done, total)
-        finished = [
-            run_engine.finish(state, dev_data, config)
-            for state, dev_data in zip(states, device_data, strict=False)
-        ]
-        for i, (params, final) in enumerate(jax.device_get(finished)):
-            params_out.append(params)
-            final_out.append(final)
-            history_out.append(
-                {k: np.concatenate([r[k] for r in rows[i]], axis=1) for k in HISTORY_KEYS}
-            )
+        params, final = jax.device_get(finish(state, data))
+        params_out.append(
+            jax.tree.map(lambda a: a.reshape(n_devices * chunk, *a.shape[2:]), params)
+        )
+        final_out.append({k: v.reshape(-1) for k, v in final.items()})
+        history_out.append({k: np.concatenate([h[k] for h in rows], axis=1) for k in HISTORY_KEYS})
 
     keep = slice(0, n_runs)
     return TrainResult(
