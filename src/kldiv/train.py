@@ -2,9 +2,16 @@
 
 One run is `lax.scan` over epochs around `lax.scan` over batches; the per-epoch shuffle, the ragged last
 batch and the per-epoch validation all happen inside the program, and the history is what the epoch
-scan stacks. Many runs are the same function under `jax.vmap`: seeds (and the numbers in `Hyper`) ride
-along a leading run axis. Seeds are evaluated in fixed-size chunks, so a seed's result does not depend
-on which other seeds were computed with it (`--seed s` alone equals seed s inside any batch).
+scan stacks. Many runs are the same training with a run axis: seeds (and the numbers in `Hyper`) ride
+along it, in chunks of runs, one chunk per local device per compiled call.
+
+Two gradient engines sit behind `train`, chosen automatically:
+  * plain: the per-run functions below (`sgd_step` differentiates with `jax.grad`) under `jax.vmap`.
+    Batched kernels choose their order of operations by shape, so chunks have one fixed size
+    (SEED_CHUNK, padded) and `--seed s` alone equals seed s inside any batch.
+  * fast (`kldiv.fastmlp`, the default on CPU): run axis last, hand-written backward around
+    `jax.vjp` of the registry loss, and no operation that mixes runs, so a run's bits do not depend
+    on the chunk size at all and one seed compiles and runs a program for one run.
 
 Semantics follow Keras `fit`, which the tutorial used:
   * SGD with momentum in Keras' form: v <- mu * v - lr * g;  w <- w + v.
@@ -354,9 +361,10 @@ def train(
 ) -> TrainResult:
     """Train one run per seed and return weights, history and final metrics.
 
-    Runs are computed in chunks (one compiled call per chunk and epoch block); chunks go round-robin
-    to the local devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2` gives two CPU devices,
-    one per core) and run concurrently. A seed's result never depends on the other seeds requested.
+    Runs are computed in chunks; one compiled call trains one chunk on each local device for a block
+    of epochs, the devices concurrently (on CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=2`
+    set before jax is imported gives one device per core). A seed's result never depends on the
+    other seeds requested.
 
     Args:
       config: model and training configuration (static: changing it recompiles).
