@@ -22,7 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1, 100 and 200 seeds")
     parser.add_argument("--devices", type=int, default=2, help="XLA CPU devices (default 2)")
-    parser.add_argument("--engines", default="fast,plain", help="comma-separated: fast, plain")
+    parser.add_argument(
+        "--engines",
+        default="fast,plain",
+        help="comma-separated: fast, plain, baseline (train.py before the fast engine)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seeds", default=None, help="comma-separated seed counts")
     args = parser.parse_args()
@@ -36,6 +40,14 @@ def main() -> None:
     from kldiv.config import TrainConfig
     from kldiv.data import blobs_dataset
     from kldiv.train import train
+
+    def run(config: TrainConfig, data: object, seeds: list[int], engine: str) -> object:
+        if engine == "baseline":
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import baseline_train
+
+            return baseline_train.train(config, data, seeds)
+        return train(config, data, seeds, engine=engine)
 
     counts = [1, 100, 200] if args.quick else [1, 100, 1000]
     if args.seeds:
@@ -54,26 +66,26 @@ def main() -> None:
         first = {}
         for engine in engines:
             start = time.perf_counter()
-            results[engine, n] = train(config, data, seeds, engine=engine)
+            results[engine, n] = run(config, data, seeds, engine)
             first[engine] = time.perf_counter() - start
         times: dict[str, list[float]] = {e: [] for e in engines}
         for _ in range(args.repeat):
             for engine in engines:  # alternate, so load changes hit both engines alike
                 start = time.perf_counter()
-                train(config, data, seeds, engine=engine)
+                run(config, data, seeds, engine)
                 times[engine].append(time.perf_counter() - start)
         for engine in engines:
             best[engine, n] = min(times[engine])
             compile_s = first[engine] - best[engine, n]
             print(
-                f"{engine:5s} {n:5d} seeds: {best[engine, n] * 1e3:9.1f} ms  "
+                f"{engine:8s} {n:5d} seeds: {best[engine, n] * 1e3:9.1f} ms  "
                 f"{n / best[engine, n]:7.1f} runs/s  (first call {first[engine]:.2f} s, "
                 f"compile ~{compile_s:.2f} s)",
                 flush=True,
             )
-        if len(engines) == 2:
-            a, b = engines
-            print(f"      {n:5d} seeds: {a}/{b} speed ratio {best[b, n] / best[a, n]:.2f}")
+        for other in engines[1:]:
+            ratio = best[other, n] / best[engines[0], n]
+            print(f"         {n:5d} seeds: {engines[0]} is {ratio:.2f}x as fast as {other}")
 
     n = counts[-1]
     final = results[engines[0], n].final

@@ -1,22 +1,25 @@
-"""The MLP training program for many runs at once, with the run axis last and a hand-written backward.
+"""The MLP training program for many runs at once: run axis last, hand-written backward.
 
-Same training as `kldiv.train` (Keras SGD momentum, per-epoch shuffle, masked ragged last batch,
-running-mean history, per-epoch validation), formulated for XLA:CPU:
+Same training as the plain engine in `kldiv.train` (Keras SGD momentum, per-epoch shuffle, masked
+ragged last batch, running-mean history, per-epoch validation on the whole validation set), written
+for XLA:CPU, where a batched `jax.grad` program runs at a fraction of the machine's speed:
 
   * Layout: every per-run array carries the run axis LAST: W (fan_in, fan_out, S), b (fan_out, S),
-    activations (rows, width, S). The runs are the vector lanes.
-  * Every contraction is an explicit chain of elementwise multiply-adds over the contracted index
-    (`_dense`, `_dense_t`) and every sum over rows is a fixed pairwise tree of slices (`_sum_rows`).
-    There is no dot, no reduce over rows, and nothing mixes two runs, so the arithmetic applied to a
-    run does not depend on how many other runs share the program: a seed gives the same bits alone
-    or inside any batch. XLA fuses the chains into a few loop fusions per step, so the
-    (batch, hidden, S) activations are recomputed in registers instead of being written to memory.
-  * Backward: the activations' derivative comes from `jax.vjp` of the activation and the loss
-    gradient with respect to the logits from `jax.vjp` of the registry loss; the weight gradients are
-    written out by hand (dW = sum_rows a^T delta, db = sum_rows delta, delta_prev = (delta W^T) * f'(z)).
+    activations (rows, width, S). The runs are the vector lanes of every loop.
+  * Contractions are explicit chains of elementwise multiply-adds over the contracted index
+    (`_dense`, `_dense_t`), sums over rows are fixed pairwise trees of slices (`_sum_rows`), and
+    the registry loss runs on fixed-size groups of runs (`_per_example_loss`). No dot, no reduce
+    over a run's rows, nothing that mixes runs: the operations applied to a run, and their order,
+    do not depend on S, so a seed gives the same bits alone or inside any batch.
+  * Backward: z_l = a_{l-1} W_l + b_l, a_l = f(z_l); the loss gradient with respect to the logits
+    comes from `jax.vjp` of the registry loss and f' from `jax.vjp` of the activation; then
+    dW_l = sum_rows a_{l-1}^T delta_l, db_l = sum_rows delta_l, delta_{l-1} = f'(z_{l-1}) *
+    (delta_l W_l^T).
+  * Fusion control: the loss block sits behind a conditional (`_fence`) so its inputs (the logits)
+    are computed once rather than inside every consumer, and each step's batch arrives in the loop
+    carry rather than as a dynamic slice, which keeps LLVM from vectorising the fusions reading it.
 
-The plain `jax.grad` formulation in `kldiv.train` is the reference; tests/test_fastmlp.py checks that
-both agree and that a seed's bits do not depend on its companions.
+tests/test_fastmlp.py checks the steps against `jax.grad` and the bitwise independence of S.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from kldiv.config import TrainConfig
 from kldiv.losses import get_loss
 from kldiv.model import ACTIVATION_FNS
 
@@ -138,7 +142,10 @@ def _forward(
 
 
 def _hits(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """(R, S) float32: 1 where the predicted class is the target's most probable class."""
+    """(R, S) float32: 1 where the predicted class is the target's most probable class.
+
+    argmax is exact in any evaluation order (ties go to the lowest index), so its reduce is safe.
+    """
     return (jnp.argmax(logits, axis=1) == jnp.argmax(targets, axis=1)).astype(jnp.float32)
 
 
@@ -186,7 +193,7 @@ def step(
 
     def loss_block(logits: jax.Array, y: jax.Array, weight: jax.Array) -> tuple:
         per_example, loss_vjp = jax.vjp(lambda z: _per_example_loss(loss, z, y), logits)
-        scale = (weight / jnp.sum(weight))[:, None]  # (B, 1)
+        scale = (weight / jnp.sum(weight))[:, None]  # (B, 1); shared by all runs, (B,) for any S
         (delta,) = loss_vjp(jnp.broadcast_to(scale, per_example.shape))  # (B, C, S)
         real = weight[:, None]  # (B, 1)
         loss_sum = _sum_rows(jnp.where(real > 0, per_example, 0.0) * real)
@@ -253,7 +260,7 @@ def train_epochs(
     learning_rate: jax.Array,
     momentum: jax.Array,
     data: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
-    config: object,
+    config: TrainConfig,
     n_epochs: int,
 ) -> tuple[StateT, dict[str, jax.Array]]:
     """`n_epochs` epochs of S runs; history values shaped (n_epochs, S).
