@@ -62,7 +62,11 @@ def _fast_program(seeds, data, config, n_epochs):
     return fastmlp.to_runs_first(fast.params), history
 
 
-@pytest.mark.parametrize("config", [TrainConfig(epochs=4), TrainConfig(epochs=3, hidden=(7, 5))])
+@pytest.mark.parametrize(
+    "config",
+    [TrainConfig(epochs=4), TrainConfig(epochs=3, hidden=(7, 5), loss="js")],
+    ids=["tutorial", "js-7-5"],
+)
 def test_program_bits_do_not_depend_on_the_number_of_runs(data, config):
     # Odd run counts: vector loops over the run axis end in scalar remainders.
     data = Dataset(*(jnp.asarray(a) for a in data))
@@ -193,3 +197,19 @@ def test_sum_rows_is_a_sum(rows):
 def test_supports_small_models_only():
     assert fastmlp.supports((2, 50, 3), 32)
     assert not fastmlp.supports((2, 1000, 3), 32)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 20, 500, 512])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_epoch_orders_equal_the_per_run_order(n, shuffle):
+    keys = jax.random.split(jax.random.key(7), 5)
+    batched = fastmlp.epoch_orders(keys, n, shuffle)
+    assert batched.shape == (n, 5)
+    for s, key in enumerate(keys):
+        np.testing.assert_array_equal(batched[:, s], fastmlp.epoch_order(key, n, shuffle))
+
+
+@pytest.mark.parametrize("size", [2, 8, 64])
+def test_sort_lanes_sorts_every_column(size):
+    words = np.random.default_rng(size).integers(0, 2**32, (size, 6), dtype=np.uint32)
+    np.testing.assert_array_equal(fastmlp._sort_lanes(jnp.asarray(words)), np.sort(words, axis=0))

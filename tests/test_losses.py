@@ -857,6 +857,17 @@ def test_registry_names_and_aliases():
     assert losses.get_loss("kullback_leibler_divergence") is losses.kl_divergence_from_logits
 
 
+@pytest.mark.parametrize("name", losses.loss_names())
+def test_registry_losses_reduce_over_any_axis(name):
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(4, 3, 6)).astype(np.float32)
+    targets = rng.dirichlet(np.ones(3), size=(4, 6)).astype(np.float32)  # (4, 6, 3)
+    loss = losses.get_loss(name)
+    last = loss(np.swapaxes(logits, 1, 2), targets)  # (4, 6)
+    middle = loss(logits, np.swapaxes(targets, 1, 2), axis=1)  # (4, 6)
+    np.testing.assert_allclose(middle, last, rtol=1e-6, atol=1e-7)
+
+
 def test_unknown_loss_name_lists_the_choices():
     with pytest.raises(ValueError) as info:
         losses.get_loss("foo")

@@ -535,27 +535,37 @@ def keras_kl_divergence(
       The Keras loss per distribution in nats, shape ``[...]``.
     """
     (t, q), out_dtype, _ = _prepare(-1, y_true=y_true, y_pred=y_pred)
+    return _keras_kl(t, q, epsilon, -1).astype(out_dtype)
+
+
+def _keras_kl(t: jax.Array, q: jax.Array, epsilon: float, axis: int) -> jax.Array:
     eps = jnp.asarray(epsilon, dtype=q.dtype)
     one = jnp.ones((), dtype=q.dtype)
     t = _clip_like_tf(t, eps, one)
     q = _clip_like_tf(q, eps, one)
-    return jnp.sum(t * jnp.log(t / q), axis=-1).astype(out_dtype)
+    return jnp.sum(t * jnp.log(t / q), axis=axis)
 
 
 # --------------------------------------------------------------------------------------------------
-# Training registry: every entry is f(logits, targets) -> per-example values over the last axis.
+# Training registry: every entry is f(logits, targets, *, axis=-1) -> one value per distribution.
 
 
-def _keras_kl_from_logits(logits: ArrayLike, targets: ArrayLike) -> jax.Array:
-    """Keras' clipped KL of softmax(logits) from the targets (the tutorial's numbers)."""
-    (z, t), out_dtype, _ = _prepare(-1, logits=logits, targets=targets)
-    return keras_kl_divergence(t, jax.nn.softmax(z, axis=-1)).astype(out_dtype)
+def keras_kl_divergence_from_logits(
+    logits: ArrayLike, targets: ArrayLike, *, axis: int = -1, epsilon: float = 1e-7
+) -> jax.Array:
+    """Keras' clipped KL (:func:`keras_kl_divergence`) of ``softmax(logits)`` from the targets.
+
+    What a Keras model with a softmax output and ``loss='kl_divergence'`` computes, including the
+    zero gradient of saturated predictions; for reproducing Keras' numbers only.
+    """
+    (z, t), out_dtype, axis = _prepare(axis, logits=logits, targets=targets)
+    return _keras_kl(t, jax.nn.softmax(z, axis=axis), epsilon, axis).astype(out_dtype)
 
 
 LOSSES: dict[str, Callable[[ArrayLike, ArrayLike], jax.Array]] = {
     "ce": softmax_cross_entropy,
     "js": jensen_shannon_divergence_from_logits,
-    "keras_kl": _keras_kl_from_logits,
+    "keras_kl": keras_kl_divergence_from_logits,
     "kl": kl_divergence_from_logits,
     "reverse_kl": reverse_kl_divergence_from_logits,
 }
@@ -593,5 +603,6 @@ def canonical_loss_name(name: str) -> str:
 
 
 def get_loss(name: str) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
-    """The training loss ``f(logits, targets) -> per-example values`` for a name or alias."""
+    """The training loss ``f(logits, targets, *, axis=-1) -> per-distribution values`` for a name
+    or alias; every entry reduces over ``axis`` only."""
     return LOSSES[canonical_loss_name(name)]

@@ -241,7 +241,7 @@ def _fast_finish(
 
 # Runs per compiled call of the fast engine. Its results do not depend on the chunk size, so small
 # requests use a smaller power of two (one seed compiles and runs a program for one run).
-FAST_CHUNK = 32
+FAST_CHUNK = 64
 
 _PROGRAMS = {
     "plain": {"init": _plain_init, "epochs": _plain_epochs, "finish": _plain_finish},
