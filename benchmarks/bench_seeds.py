@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument(
         "--engines",
         default="fast,plain",
-        help="comma-separated: fast, plain, baseline (train.py before the fast engine)",
+        help="comma-separated engines: fast (run axis last), plain (jax.grad under vmap)",
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seeds", default=None, help="comma-separated seed counts")
@@ -42,11 +42,6 @@ def main() -> None:
     from kldiv.train import train
 
     def run(config: TrainConfig, data: object, seeds: list[int], engine: str) -> object:
-        if engine == "baseline":
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            import baseline_train
-
-            return baseline_train.train(config, data, seeds)
         return train(config, data, seeds, engine=engine)
 
     counts = [1, 100, 200] if args.quick else [1, 100, 1000]

@@ -53,3 +53,15 @@ def test_environment_names_versions_and_devices():
     assert env["packages"]["jax"] == jax.__version__
     assert env["devices"] and env["python"].count(".") == 2
     json.dumps(env)
+
+
+def test_files_and_run_dirs_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with RunDir(tmp_path, "run") as run:
+            write_json(run.staging / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert run.path is not None
+    assert run.path.stat().st_mode & 0o777 == 0o755
+    assert (run.path / "x.json").stat().st_mode & 0o777 == 0o644

@@ -266,6 +266,19 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def use_every_core() -> None:
+    """One XLA CPU device per core, so many-seed runs train a chunk on each core at once.
+
+    XLA reads the flag when its CPU backend starts, so this must run before the first
+    computation; a device count already in $XLA_FLAGS is left as it is.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        count = f"--xla_force_host_platform_device_count={max(1, cores or 1)}"
+        os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     from kldiv.console import Console
@@ -279,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": command_run, "compare": command_compare}
     prog = f"kldiv {args.command}"
     try:
+        use_every_core()
         enable_compilation_cache()
         return commands[args.command](args, console)
     except (ValueError, TypeError, FileExistsError) as err:

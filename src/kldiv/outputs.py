@@ -45,8 +45,10 @@ def summary_lines(result: TrainResult) -> list[str]:
     ]
 
 
-def _record(experiment: Experiment, command: str) -> dict[str, Any]:
-    return {"command": command, **experiment.to_dict(), "seed_chunk": SEED_CHUNK}
+def _record(experiment: Experiment, command: str, engine: str) -> dict[str, Any]:
+    # The plain engine's results depend on its fixed chunk size, the fast engine's on nothing else.
+    chunk = {"seed_chunk": SEED_CHUNK} if engine == "plain" else {}
+    return {"command": command, **experiment.to_dict(), "engine": engine, **chunk}
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def save_run(
     png = _history_png(result.history, experiment) if plot else None
     with RunDir(root, "run") as run:
         d = run.staging
-        write_json(d / "config.json", _record(experiment, command))
+        write_json(d / "config.json", _record(experiment, command, result.engine))
         write_json(d / "environment.json", environment())
         write_atomic(d / "history.json", history_json(result.history, seeds))
         write_atomic(d / "history.csv", history_csv(result.history, seeds))
@@ -118,7 +120,8 @@ def save_comparison(
             name: figure_png(fig)
             for name, fig in comparison_figures(histories, finals, names[0]).items()
         }
-    record = _record(experiment, command) | {"losses": names, "margin": margin}
+    engine = next(iter(results.values())).engine
+    record = _record(experiment, command, engine) | {"losses": names, "margin": margin}
     page = html_report(
         title=f"kldiv compare: {' vs '.join(names)}, {len(experiment.seeds)} seeds",
         command=command,

@@ -26,6 +26,12 @@ from kldiv.model import Params
 PACKAGES = ("kldiv", "jax", "jaxlib", "optax", "numpy", "scipy", "matplotlib", "safetensors")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` through a temporary file and a rename; refuses to replace a file."""
     path = Path(path)
@@ -36,6 +42,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 -> the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -79,6 +86,7 @@ class RunDir:
                 final.mkdir()  # claims the name; fails if any earlier run holds it
             except FileExistsError:
                 continue
+            os.chmod(self.staging, 0o777 & ~_umask())  # mkdtemp's private 0700 -> usual mode
             os.replace(self.staging, final)  # rename onto the empty directory just claimed
             self.path = final
             return

@@ -301,13 +301,15 @@ class TrainResult:
     """Outcome of `train` for S runs (numpy arrays, run axis first).
 
     seeds (S,); params: the model pytree with a leading (S,) axis; history: HISTORY_KEYS -> (S, epochs);
-    final: FINAL_KEYS -> (S,), the final weights evaluated on the train and test sets.
+    final: FINAL_KEYS -> (S,), the final weights evaluated on the train and test sets; engine: the
+    engine that computed them ('fast' or 'plain').
     """
 
     seeds: np.ndarray
     params: Params
     history: dict[str, np.ndarray]
     final: dict[str, np.ndarray]
+    engine: str
 
     def run(self, i: int) -> TrainResult:
         """The i-th run alone, keeping a run axis of length 1."""
@@ -317,6 +319,7 @@ class TrainResult:
             jax.tree.map(lambda a: a[pick], self.params),
             {k: v[pick] for k, v in self.history.items()},
             {k: v[pick] for k, v in self.final.items()},
+            self.engine,
         )
 
 
@@ -451,6 +454,7 @@ def train(
         params=jax.tree.map(lambda *a: np.concatenate(a)[keep], *params_out),
         history={k: np.concatenate([h[k] for h in history_out])[keep] for k in HISTORY_KEYS},
         final={k: np.concatenate([f[k] for f in final_out])[keep] for k in FINAL_KEYS},
+        engine=engine,
     )
 
 
