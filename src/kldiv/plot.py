@@ -65,13 +65,13 @@ def _runs(name: str, values: Any) -> np.ndarray:
 
 def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str) -> None:
     """One line for one run; for several, the mean over seeds with its t-interval band."""
-    from kldiv.stats import t_interval
-
     epochs = np.arange(1, runs.shape[1] + 1)
     n = runs.shape[0]
     if n == 1:
         ax.plot(epochs, runs[0], color=color, label=label)
         return
+    from kldiv.stats import t_interval  # SciPy: ~1 s of imports a single run does not need
+
     mean = runs.mean(axis=0)
     low, high = t_interval(mean, runs.std(axis=0, ddof=1) / math.sqrt(n), n, _CONFIDENCE)
     ax.plot(epochs, mean, color=color, label=f"{label} (mean of {n} seeds, 95% t CI)")
