@@ -284,25 +284,22 @@ def epoch_orders(keys: jax.Array, n: int, shuffle: bool) -> jax.Array:
 def _sort_lanes(a: jax.Array) -> jax.Array:
     """Sort (2**m, S) along axis 0, every column on its own: a bitonic network of min/max stages.
 
-    Each of the m (m + 1) / 2 stages compares rows i and i + j in blocks of 2j (ascending where
-    bit k of i is 0, k the size of the sequences being merged), elementwise across the S columns.
+    Stage (k, j), for k = 2, 4, ..., 2**m and j = k/2, ..., 1, compares rows i and i ^ j; the pair
+    is put in ascending order where bit k of i is 0, else descending. Each stage is elementwise
+    across the S columns; the m (m + 1) / 2 stages run in a loop, so the program stays small.
     """
-    size, lanes = a.shape
-    k = 2
-    while k <= size:
-        j = k // 2
-        while j >= 1:
-            pairs = a.reshape(size // (2 * j), 2, j, lanes)
-            first, second = pairs[:, 0], pairs[:, 1]
-            low, high = jnp.minimum(first, second), jnp.maximum(first, second)
-            blocks = jnp.arange(size // (2 * j)) * (2 * j)
-            ascending = ((blocks & k) == 0)[:, None, None]
-            a = jnp.stack(
-                [jnp.where(ascending, low, high), jnp.where(ascending, high, low)], axis=1
-            ).reshape(size, lanes)
-            j //= 2
-        k *= 2
-    return a
+    size = a.shape[0]
+    stages = [(1 << p, 1 << q) for p in range(1, size.bit_length()) for q in range(p - 1, -1, -1)]
+    ks, js = (jnp.array(column, jnp.int32) for column in zip(*stages, strict=True))
+    rows = jnp.arange(size, dtype=jnp.int32)
+
+    def stage(t: jax.Array, a: jax.Array) -> jax.Array:
+        partner = a[rows ^ js[t]]
+        keep_min = ((rows & ks[t]) == 0) == ((rows & js[t]) == 0)  # (size,)
+        low, high = jnp.minimum(a, partner), jnp.maximum(a, partner)
+        return jnp.where(keep_min[:, None], low, high)
+
+    return jax.lax.fori_loop(0, len(stages), stage, a)
 
 
 def train_epochs(
