@@ -7,10 +7,14 @@ for XLA:CPU, where a batched `jax.grad` program runs at a fraction of the machin
   * Layout: every per-run array carries the run axis LAST: W (fan_in, fan_out, S), b (fan_out, S),
     activations (rows, width, S). The runs are the vector lanes of every loop.
   * Contractions are explicit chains of elementwise multiply-adds over the contracted index
-    (`_dense`, `_dense_t`), sums over rows are fixed pairwise trees of slices (`_sum_rows`), and
-    the registry loss runs on fixed-size groups of runs (`_per_example_loss`). No dot, no reduce
-    over a run's rows, nothing that mixes runs: the operations applied to a run, and their order,
-    do not depend on S, so a seed gives the same bits alone or inside any batch.
+    (`_dense`, `_dense_t`, and `_outer_sum`/`_chain_rows` for the gradients' sums over the
+    batch), other sums over rows are fixed pairwise trees of slices (`_sum_rows`), and the
+    registry loss reduces over the class axis, which is not the minor one
+    (`_per_example_loss`). No dot, no reduce over a run's rows, nothing that mixes runs: the
+    operations applied to a run, and their order, do not depend on S, so a seed gives the same
+    bits alone or inside any batch.
+  * The epoch's shuffles of all S runs are sorted together by a bitonic network that is
+    elementwise across runs (`epoch_orders`), not by S comparison sorts.
   * Backward: z_l = a_{l-1} W_l + b_l, a_l = f(z_l); the loss gradient with respect to the logits
     comes from `jax.vjp` of the registry loss and f' from `jax.vjp` of the activation; then
     dW_l = sum_rows a_{l-1}^T delta_l, db_l = sum_rows delta_l, delta_{l-1} = f'(z_{l-1}) *
@@ -31,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from kldiv.config import TrainConfig
-from kldiv.losses import get_loss
+from kldiv.losses import TrainingLoss, get_loss
 from kldiv.model import ACTIVATION_FNS
 
 # Compile with these (`jax.jit(..., compiler_options=COMPILER_OPTIONS)`): YNNPACK library fusions
@@ -112,7 +116,7 @@ def _dense_t(delta: jax.Array, w: jax.Array) -> jax.Array:
     return out
 
 
-def _per_example_loss(loss: Callable, logits: jax.Array, targets: jax.Array) -> jax.Array:
+def _per_example_loss(loss: TrainingLoss, logits: jax.Array, targets: jax.Array) -> jax.Array:
     """The registry loss per row and run: logits, targets (R, C, S) -> (R, S).
 
     The class axis is not the minor one, so the loss's reductions over it run as a plain loop

@@ -48,7 +48,7 @@ Where our values deliberately differ from the peers, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -562,7 +562,13 @@ def keras_kl_divergence_from_logits(
     return _keras_kl(t, jax.nn.softmax(z, axis=axis), epsilon, axis).astype(out_dtype)
 
 
-LOSSES: dict[str, Callable[[ArrayLike, ArrayLike], jax.Array]] = {
+class TrainingLoss(Protocol):
+    """A registry loss: logits and targets of equal shape -> one value per distribution."""
+
+    def __call__(self, logits: ArrayLike, targets: ArrayLike, *, axis: int = -1) -> jax.Array: ...
+
+
+LOSSES: dict[str, TrainingLoss] = {
     "ce": softmax_cross_entropy,
     "js": jensen_shannon_divergence_from_logits,
     "keras_kl": keras_kl_divergence_from_logits,
@@ -602,7 +608,7 @@ def canonical_loss_name(name: str) -> str:
     return key
 
 
-def get_loss(name: str) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
+def get_loss(name: str) -> TrainingLoss:
     """The training loss ``f(logits, targets, *, axis=-1) -> per-distribution values`` for a name
     or alias; every entry reduces over ``axis`` only."""
     return LOSSES[canonical_loss_name(name)]
