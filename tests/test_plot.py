@@ -125,6 +125,17 @@ def test_plot_curves_by_loss():
         plot_curves_by_loss(ax, {"kl": history(rng, (4, 6))}, "acc")
 
 
+def test_curves_identical_to_an_earlier_loss_are_labelled_and_dashed():
+    rng = np.random.default_rng(4)
+    same = history(rng, (4, 6))
+    fig = new_figure()
+    (ax,) = fig.axes
+    plot_curves_by_loss(ax, {"kl": same, "ce": dict(same), "js": history(rng, (4, 6))}, "loss")
+    labels = [t.split(" (mean")[0] for t in legend_texts(ax)]
+    assert labels == ["kl", "ce (identical to kl)", "js"]
+    assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", "-"]
+
+
 def test_plot_final_by_loss_is_reproducible():
     data = finals(np.random.default_rng(4), ("kl", "ce", "js"), 9)
     offsets = []

@@ -63,18 +63,24 @@ def _runs(name: str, values: Any) -> np.ndarray:
     return x.reshape(1, -1) if x.ndim == 1 else x
 
 
-def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str) -> None:
+def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str, linestyle: str = "-") -> None:
     """One line for one run; for several, the mean over seeds with its t-interval band."""
     epochs = np.arange(1, runs.shape[1] + 1)
     n = runs.shape[0]
     if n == 1:
-        ax.plot(epochs, runs[0], color=color, label=label)
+        ax.plot(epochs, runs[0], color=color, label=label, linestyle=linestyle)
         return
     from kldiv.stats import t_interval  # SciPy: ~1 s of imports a single run does not need
 
     mean = runs.mean(axis=0)
     low, high = t_interval(mean, runs.std(axis=0, ddof=1) / math.sqrt(n), n, _CONFIDENCE)
-    ax.plot(epochs, mean, color=color, label=f"{label} (mean of {n} seeds, 95% t CI)")
+    ax.plot(
+        epochs,
+        mean,
+        color=color,
+        linestyle=linestyle,
+        label=f"{label} (mean of {n} seeds, 95% t CI)",
+    )
     ax.fill_between(epochs, low, high, color=color, alpha=0.25, linewidth=0)
 
 
@@ -122,9 +128,15 @@ def plot_curves_by_loss(ax: Axes, histories: Mapping[str, Mapping[str, Any]], ke
     if not histories:
         raise ValueError("histories: expected at least one loss; received none")
     split, quantity = _SERIES[key]
+    drawn: dict[str, np.ndarray] = {}
     for i, (loss, history) in enumerate(histories.items()):
         _need_keys(f"histories[{loss!r}]", history, [key])
-        _draw_runs(ax, _runs(f"histories[{loss!r}][{key!r}]", history[key]), loss, f"C{i}")
+        runs = _runs(f"histories[{loss!r}][{key!r}]", history[key])
+        # A curve equal to one already drawn would hide it: say so, and dash it so both show.
+        twin = next((name for name, other in drawn.items() if np.array_equal(runs, other)), None)
+        label = loss if twin is None else f"{loss} (identical to {twin})"
+        _draw_runs(ax, runs, label, f"C{i}", "-" if twin is None else "--")
+        drawn[loss] = runs
     ax.set_title(f"{split.capitalize()} {quantity}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(_ylabel(quantity))
