@@ -6,6 +6,7 @@ so a whole model is a plain pytree that `jax.vmap` can stack along a leading see
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import jax
@@ -44,14 +45,21 @@ def layer_sizes(n_features: int, hidden: tuple[int, ...], n_classes: int) -> tup
 
 
 def init_mlp(key: jax.Array, sizes: tuple[int, ...], hidden_init: str, output_init: str) -> Params:
-    """Uniform weights (hidden layers `hidden_init`, last layer `output_init`), zero biases."""
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = []
-    for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
-        name = output_init if i == len(sizes) - 2 else hidden_init
+    """Uniform weights (hidden layers `hidden_init`, last layer `output_init`), zero biases.
+
+    One draw of U(-1, 1) for all kernels, in layer order, each slice scaled by its layer's limit:
+    a single random-bits call, which keeps the compiled program small (each call site of
+    `jax.random` costs XLA:CPU about half a second of compilation).
+    """
+    shapes = list(itertools.pairwise(sizes))
+    u = jax.random.uniform(key, (sum(i * o for i, o in shapes),), jnp.float32, -1.0, 1.0)
+    layers, start = [], 0
+    for i, (fan_in, fan_out) in enumerate(shapes):
+        name = output_init if i == len(shapes) - 1 else hidden_init
         limit = init_limit(name, fan_in, fan_out)
-        w = jax.random.uniform(k, (fan_in, fan_out), jnp.float32, -limit, limit)
+        w = limit * u[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
         layers.append((w, jnp.zeros((fan_out,), jnp.float32)))
+        start += fan_in * fan_out
     return tuple(layers)
 
 
