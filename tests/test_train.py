@@ -111,10 +111,21 @@ def test_result_shapes_and_history_keys(data):
     np.testing.assert_array_equal(result.seeds, [0, 1, 2])
 
 
-def test_final_test_metrics_are_the_last_validation_epoch(data):
-    result = train(SMALL, data, [0, 1])
-    np.testing.assert_allclose(result.final["test_loss"], result.history["val_loss"][:, -1])
-    np.testing.assert_allclose(result.final["test_accuracy"], result.history["val_accuracy"][:, -1])
+@pytest.mark.parametrize("engine", ["fast", "plain"])
+def test_final_metrics_evaluate_the_returned_weights(data, engine):
+    result = train(SMALL, data, [0, 1, 2], engine=engine)
+    loss_fn = get_loss(SMALL.loss)
+    splits = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
+    for run in range(3):
+        params = jax.tree.map(lambda a, run=run: a[run], result.params)
+        for split, (x, y) in splits.items():
+            logits = apply_mlp(params, jnp.asarray(x), SMALL.activation)
+            loss = float(jnp.mean(loss_fn(logits, jnp.asarray(y))))
+            logits = np.asarray(logits)
+            accuracy = np.mean(np.argmax(logits, -1) == np.argmax(y, -1))
+            np.testing.assert_allclose(result.final[f"{split}_loss"][run], loss, rtol=1e-5)
+            assert result.final[f"{split}_accuracy"][run] == pytest.approx(accuracy, abs=1e-6)
+    np.testing.assert_array_equal(result.final["test_loss"], result.history["val_loss"][:, -1])
 
 
 def test_same_seed_same_run_and_different_seeds_differ(data):
