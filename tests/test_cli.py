@@ -132,7 +132,7 @@ def test_compare_writes_stats_figures_and_report(tmp_path, capsys):
     assert {"history-kl.json", "history-ce.json"} <= names
     assert any(name.endswith(".png") for name in names)
     stats = json.loads((run / "stats.json").read_text())
-    assert stats["losses"] == ["kl", "ce"] and stats["n_seeds"] == 4
+    assert stats["arms"] == ["kl", "ce"] and stats["n_seeds"] == 4
     # on one-hot targets KL and CE are the same function: every paired run agrees exactly
     assert "identical in all 4 pairs" in out
     html = (run / "report.html").read_text()

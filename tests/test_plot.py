@@ -15,8 +15,8 @@ from kldiv.plot import (
     figure_png,
     history_figure,
     new_figure,
-    plot_curves_by_loss,
-    plot_final_by_loss,
+    plot_curves_by_arm,
+    plot_final_by_arm,
     plot_history,
     plot_paired_differences,
 )
@@ -31,9 +31,9 @@ def history(rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.nd
 
 
 def finals(
-    rng: np.random.Generator, losses: tuple[str, ...], n: int
+    rng: np.random.Generator, arms: tuple[str, ...], n: int
 ) -> dict[str, dict[str, np.ndarray]]:
-    return {loss: {m: rng.uniform(0.3, 0.9, n) for m in METRICS} for loss in losses}
+    return {arm: {m: rng.uniform(0.3, 0.9, n) for m in METRICS} for arm in arms}
 
 
 def legend_texts(ax) -> list[str]:
@@ -104,50 +104,49 @@ def test_plot_history_many_seeds_draws_mean_and_t_band():
 
 def test_plot_history_validates():
     fig = new_figure(2, 1)
-    with pytest.raises(ValueError, match="history: expected keys"):
+    with pytest.raises(ValueError, match=r"history: expected keys \[.*\], got \['loss'\]"):
         plot_history(*fig.axes, {"loss": np.ones(3)})
     bad = {k: np.ones((2, 2, 2)) for k in KEYS}
     with pytest.raises(ValueError, match=r"history\['loss'\]: expected shape"):
         plot_history(*fig.axes, bad)
 
 
-def test_plot_curves_by_loss():
+def test_plot_curves_by_arm():
     rng = np.random.default_rng(3)
     fig = new_figure()
     (ax,) = fig.axes
-    plot_curves_by_loss(
-        ax, {"kl": history(rng, (4, 6)), "ce": history(rng, (4, 6))}, "val_accuracy"
-    )
+    plot_curves_by_arm(ax, {"kl": history(rng, (4, 6)), "ce": history(rng, (4, 6))}, "val_accuracy")
     assert len(ax.get_lines()) == 2 and len(ax.collections) == 2
     assert ax.get_title() == "Test accuracy"
     assert [t.split(" ")[0] for t in legend_texts(ax)] == ["kl", "ce"]
-    with pytest.raises(ValueError, match="key: expected one of"):
-        plot_curves_by_loss(ax, {"kl": history(rng, (4, 6))}, "acc")
+    with pytest.raises(ValueError, match=r"key: expected one of \[.*\], got 'acc'"):
+        plot_curves_by_arm(ax, {"kl": history(rng, (4, 6))}, "acc")
 
 
-def test_curves_identical_to_an_earlier_loss_are_labelled_and_dashed():
+def test_curves_identical_to_an_earlier_arm_are_labelled_and_dashed():
     rng = np.random.default_rng(4)
     same = history(rng, (4, 6))
     fig = new_figure()
     (ax,) = fig.axes
-    plot_curves_by_loss(ax, {"kl": same, "ce": dict(same), "js": history(rng, (4, 6))}, "loss")
+    plot_curves_by_arm(ax, {"kl": same, "ce": dict(same), "js": history(rng, (4, 6))}, "loss")
     labels = [t.split(" (mean")[0] for t in legend_texts(ax)]
     assert labels == ["kl", "ce (identical to kl)", "js"]
     assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", "-"]
 
 
-def test_plot_final_by_loss_is_reproducible():
+def test_plot_final_by_arm_is_reproducible():
     data = finals(np.random.default_rng(4), ("kl", "ce", "js"), 9)
     offsets = []
     for _ in range(2):
         fig = new_figure()
         (ax,) = fig.axes
-        plot_final_by_loss(ax, data, "test_accuracy")
+        plot_final_by_arm(ax, data, "test_accuracy")
         points = ax.collections
         assert len(points) == 3 and all(len(p.get_offsets()) == 9 for p in points)
         offsets.append(np.concatenate([p.get_offsets() for p in points]))
         assert [t.get_text() for t in ax.get_xticklabels()] == ["kl", "ce", "js"]
         assert ax.get_title() == "Test accuracy" and ax.get_ylabel() == "accuracy"
+        assert ax.get_xlabel() == "arm"
     np.testing.assert_array_equal(offsets[0], offsets[1])
 
 
@@ -184,7 +183,7 @@ def test_plot_paired_differences_validates():
     ax = new_figure().axes[0]
     with pytest.raises(ValueError, match="baseline: expected one of"):
         plot_paired_differences(ax, data, "test_loss", "mse")
-    with pytest.raises(ValueError, match="besides the baseline"):
+    with pytest.raises(ValueError, match="expected an arm besides the baseline 'kl', got none"):
         plot_paired_differences(ax, {"kl": data["kl"]}, "test_loss", "kl")
 
 
@@ -207,9 +206,9 @@ def test_history_figure():
 
 def test_comparison_figures():
     rng = np.random.default_rng(9)
-    losses = ("kl", "ce")
+    arms = ("kl", "ce")
     figs = comparison_figures(
-        {loss: history(rng, (5, 6)) for loss in losses}, finals(rng, losses, 5), "ce"
+        {arm: history(rng, (5, 6)) for arm in arms}, finals(rng, arms, 5), "ce"
     )
     assert list(figs) == ["curves", "finals", "differences"]
     assert [ax.get_title() for ax in figs["curves"].axes] == [

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from kldiv.report import Table, html_report, stats_table, text_table, theory_note
-from kldiv.stats import compare_losses
+from kldiv.report import Table, html_report, html_table, stats_table, text_table, theory_note
+from kldiv.stats import compare_arms
 
 METRICS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,12 +28,12 @@ def make_finals(n: int, *, kl_offset: float = 0.0, seed: int = 0) -> dict:
 
 @pytest.fixture(scope="module")
 def identical_stats():
-    return compare_losses(make_finals(50), n_boot=500)
+    return compare_arms(make_finals(50), n_boot=500)
 
 
 @pytest.fixture(scope="module")
 def nearly_stats():
-    return compare_losses(make_finals(50, kl_offset=1e-6), n_boot=500)
+    return compare_arms(make_finals(50, kl_offset=1e-6), n_boot=500)
 
 
 class Collector(HTMLParser):
@@ -59,12 +59,13 @@ def parse(page: str) -> Collector:
 
 def test_stats_table_contains_the_numbers(identical_stats):
     text = stats_table(identical_stats)
+    assert text.startswith("Final metrics per arm\narm ")
     for s in identical_stats.summaries:
         m = s.summary
         row = next(
             line
             for line in text.splitlines()
-            if line.startswith(f"{s.loss} ") and f" {s.metric} " in line
+            if line.startswith(f"{s.arm} ") and f" {s.metric} " in line
         )
         assert f"{m.mean:.4f} ± {m.std:.4f}" in row
         assert f"[{m.t_interval[0]:.4f}, {m.t_interval[1]:.4f}]" in row
@@ -83,7 +84,7 @@ def test_stats_table_contains_the_numbers(identical_stats):
 
 
 def test_stats_table_single_seed_says_no_interval():
-    text = stats_table(compare_losses(make_finals(1)))
+    text = stats_table(compare_arms(make_finals(1)))
     assert "n = 1: no spread and no interval" in text
     assert "1 seed;" in text
     assert "n/a" in text
@@ -118,9 +119,22 @@ def test_theory_note_nearly(nearly_stats):
 
 
 def test_theory_note_without_the_pair(identical_stats):
-    assert "does not include both 'keras_kl' and 'ce'" in theory_note(
-        identical_stats, kl="keras_kl"
-    )
+    assert theory_note(identical_stats, kl="keras_kl") == ""
+    assert theory_note(identical_stats, ce="xent") == ""
+
+
+def test_theory_note_takes_the_arm_names():
+    finals = make_finals(20)
+    renamed = compare_arms({"xent": finals["ce"], "exact_kl": finals["kl"]}, n_boot=200)
+    assert theory_note(renamed) == ""
+    note = theory_note(renamed, kl="exact_kl", ce="xent")
+    assert "exact_kl and xent were identical in all 20 pairs" in note
+
+
+def test_theory_note_when_neither_is_the_baseline():
+    note = theory_note(compare_arms(make_finals(20), baseline="js", n_boot=200))
+    assert "KL(y‖q)" in note
+    assert "kl and ce were each compared with the baseline js, not with each other" in note
 
 
 def test_html_report_is_self_contained(identical_stats):
@@ -151,25 +165,41 @@ def test_html_report_is_self_contained(identical_stats):
     assert "kldiv compare --losses kl,ce,js --seeds 50" in text
     assert '"seeds": 50' in text and '"lr": 0.01' in text
     assert "identical in all 50 pairs" in text
+    assert "<h2>Theory</h2>" in page
     m = identical_stats.summary("js", "test_loss")
     assert f"{m.mean:.4f} ± {m.std:.4f}" in text
 
 
 def test_html_report_escapes_text():
+    stats = compare_arms({"<b>extra</b>": {"<k>_accuracy": [0.5, 0.6, 0.7]}}, n_boot=100)
     page = html_report(
         title="<script>alert(1)</script>",
         command="kldiv run --out 'a&b' > log",
         config={"note": '<img src="http://example.com/x.png">'},
-        tables=(Table("<b>extra</b>", ("<k>", "v"), (("<i>", "1"),)),),
+        stats=stats,
     )
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "a&amp;b&#x27; &gt; log" in page
     assert "<img" not in page and "&lt;img src=" in page
-    assert "<b>" not in page and "<i>" not in page and "<k>" not in page
-    assert [t for t, _ in parse(page).tags].count("table") == 1
+    assert "<b>" not in page and "<k>" not in page and "&lt;b&gt;extra&lt;/b&gt;" in page
+    tags = [t for t, _ in parse(page).tags]
+    assert tags.count("table") == 1 and "h2" in tags
+    assert "Theory" not in page  # one arm: nothing compared, no theory note
+
+
+def test_html_table_escapes_text():
+    table = html_table(Table("<b>extra</b>", ("<k>", "v"), (("<i>", "1"),), notes=("<u>",)))
+    assert "<b>" not in table and "<i>" not in table and "<k>" not in table and "<u>" not in table
+    assert "&lt;b&gt;extra&lt;/b&gt;" in table and "&lt;u&gt;" in table
+    assert [t for t, _ in parse(table).tags].count("table") == 1
+
+
+def test_html_report_without_stats_has_no_results():
+    page = html_report(title="kldiv run", command="kldiv run", config={"seeds": 1})
+    assert "<table" not in page and "Results" not in page and "Theory" not in page
 
 
 def test_html_report_rejects_non_png():
-    with pytest.raises(ValueError, match=r"figures\['curves'\]: expected PNG bytes"):
+    with pytest.raises(ValueError, match=r"figures\['curves'\]: expected PNG bytes, got b'GIF89a"):
         html_report(title="t", command="c", config={}, figures={"curves": b"GIF89a..."})

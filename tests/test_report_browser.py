@@ -14,7 +14,7 @@ import pytest
 
 from kldiv.plot import comparison_figures, figure_png, history_figure
 from kldiv.report import html_report
-from kldiv.stats import compare_losses
+from kldiv.stats import compare_arms
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +67,7 @@ def synthetic_report(tmp_path: Path) -> tuple[Path, int]:
         "ce": ce,
         "js": {m: v + rng.normal(0.01, 0.01, seeds) for m, v in ce.items()},
     }
-    histories = {loss: history() for loss in finals}
+    histories = {arm: history() for arm in finals}
     figures = {
         name: figure_png(fig) for name, fig in comparison_figures(histories, finals, "ce").items()
     }
@@ -78,7 +78,7 @@ def synthetic_report(tmp_path: Path) -> tuple[Path, int]:
         title="kldiv compare: kl, ce, js",
         command="kldiv compare --losses kl,ce,js --seeds 12",
         config={"losses": ["kl", "ce", "js"], "seeds": seeds, "epochs": epochs},
-        stats=compare_losses(finals, baseline="ce", n_boot=1000),
+        stats=compare_arms(finals, baseline="ce", n_boot=1000),
         figures=figures,
     )
     path = tmp_path / "report.html"

@@ -18,7 +18,7 @@ from scipy import stats as sps
 from kldiv import stats as kstats
 from kldiv.stats import (
     DEFAULT_MARGINS,
-    compare_losses,
+    compare_arms,
     compare_paired,
     higher_is_better,
     summarize,
@@ -248,9 +248,7 @@ def test_lower_is_better_reverses_the_probability():
 
 
 def test_compare_paired_validates():
-    with pytest.raises(
-        ValueError, match=r"b: expected the same number of seeds as a \(3\); received 2"
-    ):
+    with pytest.raises(ValueError, match=r"b: expected the same number of seeds as a \(3\), got 2"):
         compare_paired([1.0, 2.0, 3.0], [1.0, 2.0], margin=0.1)
     with pytest.raises(ValueError, match="a: expected a non-empty"):
         compare_paired([], [], margin=0.1)
@@ -281,20 +279,18 @@ def test_compare_paired_property_never_warns_and_is_antisymmetric(pair):
     assert ab.equivalent == ba.equivalent
 
 
-# --- compare_losses ----------------------------------------------------------------------------
+# --- compare_arms ------------------------------------------------------------------------------
 
 
-def test_compare_losses_covers_every_loss_and_metric():
+def test_compare_arms_covers_every_arm_and_metric():
     rng = np.random.default_rng(6)
     finals = {"kl": finals_for(rng, 12), "ce": finals_for(rng, 12), "js": finals_for(rng, 12)}
-    s = compare_losses(finals, baseline="ce", **FAST)
-    assert s.losses == ("kl", "ce", "js") and s.baseline == "ce" and s.metrics == METRICS
+    s = compare_arms(finals, baseline="ce", **FAST)
+    assert s.arms == ("kl", "ce", "js") and s.baseline == "ce" and s.metrics == METRICS
     assert s.n_seeds == 12
-    assert {(x.loss, x.metric) for x in s.summaries} == {
-        (loss, m) for loss in finals for m in METRICS
-    }
-    assert {(x.loss, x.baseline, x.metric) for x in s.comparisons} == {
-        (loss, "ce", m) for loss in ("kl", "js") for m in METRICS
+    assert {(x.arm, x.metric) for x in s.summaries} == {(arm, m) for arm in finals for m in METRICS}
+    assert {(x.arm, x.baseline, x.metric) for x in s.comparisons} == {
+        (arm, "ce", m) for arm in ("kl", "js") for m in METRICS
     }
     assert s.summary("js", "test_loss").mean == pytest.approx(np.mean(finals["js"]["test_loss"]))
     c = s.comparison("kl", "train_loss")
@@ -304,12 +300,16 @@ def test_compare_losses_covers_every_loss_and_metric():
     assert not c.higher_is_better
     assert s.comparison("kl", "train_accuracy").higher_is_better
     assert s.margins == dict.fromkeys(METRICS, 0.01)
+    with pytest.raises(KeyError):
+        s.comparison("ce", "test_loss")  # the baseline is not compared with itself
+    with pytest.raises(KeyError):
+        s.summary("mse", "test_loss")
 
 
-def test_compare_losses_defaults_and_margin_overrides():
+def test_compare_arms_defaults_and_margin_overrides():
     rng = np.random.default_rng(7)
     finals = {"kl": finals_for(rng, 5), "ce": finals_for(rng, 5)}
-    s = compare_losses(finals, margins={"loss": 0.05, "test_accuracy": 0.02}, **FAST)
+    s = compare_arms(finals, margins={"loss": 0.05, "test_accuracy": 0.02}, **FAST)
     assert s.baseline == "kl"
     assert s.margins == {
         "train_accuracy": 0.01,
@@ -322,34 +322,32 @@ def test_compare_losses_defaults_and_margin_overrides():
     assert higher_is_better("val_accuracy") and not higher_is_better("val_loss")
 
 
-def test_compare_losses_identical_kl_and_ce():
+def test_compare_arms_identical_kl_and_ce():
     rng = np.random.default_rng(8)
     kl = finals_for(rng, 100)
-    s = compare_losses({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}}, baseline="ce")
-    for lc in s.comparisons:
-        assert lc.comparison.all_identical
-        assert "identical in all 100 pairs" in lc.comparison.note
+    s = compare_arms({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}}, baseline="ce")
+    for ac in s.comparisons:
+        assert ac.comparison.all_identical
+        assert "identical in all 100 pairs" in ac.comparison.note
 
 
-def test_compare_losses_validates():
+def test_compare_arms_validates():
     rng = np.random.default_rng(9)
     good = {"kl": finals_for(rng, 4), "ce": finals_for(rng, 4)}
-    with pytest.raises(
-        ValueError, match=r"baseline: expected one of \['kl', 'ce'\]; received 'mse'"
-    ):
-        compare_losses(good, baseline="mse")
-    with pytest.raises(ValueError, match="finals: expected at least one loss"):
-        compare_losses({})
+    with pytest.raises(ValueError, match=r"baseline: expected one of \['kl', 'ce'\], got 'mse'"):
+        compare_arms(good, baseline="mse")
+    with pytest.raises(ValueError, match="finals: expected at least one arm, got none"):
+        compare_arms({})
     short = {"kl": good["kl"], "ce": {**good["ce"], "test_loss": np.zeros(3)}}
     with pytest.raises(
-        ValueError, match=r"finals\['ce'\]\['test_loss'\]: expected 4 seeds .* received 3"
+        ValueError, match=r"finals\['ce'\]\['test_loss'\]: expected 4 seeds .*, got 3"
     ):
-        compare_losses(short)
+        compare_arms(short)
     missing = {"kl": good["kl"], "ce": {m: v for m, v in good["ce"].items() if m != "test_loss"}}
     with pytest.raises(ValueError, match=r"finals\['ce'\]: expected metrics"):
-        compare_losses(missing)
+        compare_arms(missing)
     with pytest.raises(ValueError, match="margins: expected a margin for metric 'auc'"):
-        compare_losses({"kl": {"auc": np.ones(3)}})
+        compare_arms({"kl": {"auc": np.ones(3)}})
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -358,10 +356,17 @@ def test_compare_losses_validates():
 def test_to_dict_is_strict_json():
     rng = np.random.default_rng(10)
     kl = finals_for(rng, 1)
-    s = compare_losses({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}})
+    s = compare_arms({"kl": kl, "ce": {m: v.copy() for m, v in kl.items()}})
     d = s.to_dict()
     text = json.dumps(d, allow_nan=False)
     back = json.loads(text)
+    assert back["arms"] == ["kl", "ce"] and back["baseline"] == "kl"
+    assert [(r["arm"], r["metric"]) for r in back["summaries"]] == [
+        (arm, m) for arm in ("kl", "ce") for m in METRICS
+    ]
+    assert [(r["arm"], r["baseline"], r["metric"]) for r in back["comparisons"]] == [
+        ("ce", "kl", m) for m in METRICS
+    ]
     assert back["summaries"][0]["summary"]["t_interval"] is None
     assert back["comparisons"][0]["comparison"]["note"].startswith("identical")
     assert back["margins"] == {m: 0.01 for m in METRICS}

@@ -104,14 +104,15 @@ def save_comparison(
 ) -> tuple[Path, str]:
     """Statistics, figures and report.html for a paired comparison; returns (path, terminal table)."""
     from kldiv.report import html_report, stats_table, theory_note
-    from kldiv.stats import compare_losses
+    from kldiv.stats import compare_arms
 
     names = list(results)
     finals = {name: r.final for name, r in results.items()}
     histories = {name: r.history for name, r in results.items()}
     margins = {"accuracy": margin}  # losses keep the stated default margin (nats)
-    stats = compare_losses(finals, baseline=names[0], margins=margins, seed=0)
-    table = stats_table(stats) + "\n\n" + theory_note(stats)
+    stats = compare_arms(finals, baseline=names[0], margins=margins, seed=0)
+    note = theory_note(stats)
+    table = stats_table(stats) + ("\n\n" + note if note else "")
     figures: dict[str, bytes] = {}
     if plot:
         from kldiv.plot import comparison_figures, figure_png

@@ -1,4 +1,4 @@
-"""Figures for single runs and multi-seed comparisons, drawn on Axes the caller gives.
+"""Figures for single runs and multi-seed comparisons of arms, drawn on Axes the caller gives.
 
 Nothing here saves or shows a figure, and nothing touches pyplot's global state: `new_figure`
 builds a `matplotlib.figure.Figure` on an Agg canvas and `figure_png` renders it to bytes.
@@ -7,7 +7,8 @@ loads neither.
 
 Histories use the Keras key names ("loss", "accuracy", "val_loss", "val_accuracy"); the tutorial
 calls the validation set "test", and so do the labels here. Values are (epochs,) for one run or
-(seeds, epochs) for many; bands are 95% t intervals of the mean over seeds.
+(seeds, epochs) for many; bands are 95% t intervals of the mean over seeds. A comparison's arms
+(losses, configurations, ...) are the keys of its `histories` and `finals` mappings.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ __all__ = [
     "figure_png",
     "history_figure",
     "new_figure",
-    "plot_curves_by_loss",
-    "plot_final_by_loss",
+    "plot_curves_by_arm",
+    "plot_final_by_arm",
     "plot_history",
     "plot_paired_differences",
 ]
@@ -59,7 +60,7 @@ def _runs(name: str, values: Any) -> np.ndarray:
     """Per-epoch values as (seeds, epochs)."""
     x = np.asarray(values, dtype=float)
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
-        raise ValueError(f"{name}: expected shape (epochs,) or (seeds, epochs); received {x.shape}")
+        raise ValueError(f"{name}: expected shape (epochs,) or (seeds, epochs), got {x.shape}")
     return x.reshape(1, -1) if x.ndim == 1 else x
 
 
@@ -87,7 +88,7 @@ def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str, linestyle: st
 def _need_keys(name: str, mapping: Mapping[str, Any], keys: list[str]) -> None:
     missing = [k for k in keys if k not in mapping]
     if missing:
-        raise ValueError(f"{name}: expected keys {keys}; received {sorted(mapping)}")
+        raise ValueError(f"{name}: expected keys {keys}, got {sorted(mapping)}")
 
 
 def plot_history(
@@ -115,28 +116,30 @@ def plot_history(
         ax.legend()
 
 
-def plot_curves_by_loss(ax: Axes, histories: Mapping[str, Mapping[str, Any]], key: str) -> None:
-    """One history key for every loss: mean over seeds with a 95% t-interval band per loss.
+def plot_curves_by_arm(ax: Axes, histories: Mapping[str, Mapping[str, Any]], key: str) -> None:
+    """One history key for every arm: mean over seeds with a 95% t-interval band per arm.
+
+    A curve equal to an earlier arm's is dashed and labelled "(identical to <arm>)".
 
     Args:
       ax: the Axes to draw on.
-      histories: loss name -> history; `histories[loss][key]` is (seeds, epochs) or (epochs,).
+      histories: arm name -> history; `histories[arm][key]` is (seeds, epochs) or (epochs,).
       key: one of "loss", "val_loss", "accuracy", "val_accuracy".
     """
     if key not in _SERIES:
-        raise ValueError(f"key: expected one of {list(_SERIES)}; received {key!r}")
+        raise ValueError(f"key: expected one of {list(_SERIES)}, got {key!r}")
     if not histories:
-        raise ValueError("histories: expected at least one loss; received none")
+        raise ValueError("histories: expected at least one arm, got none")
     split, quantity = _SERIES[key]
     drawn: dict[str, np.ndarray] = {}
-    for i, (loss, history) in enumerate(histories.items()):
-        _need_keys(f"histories[{loss!r}]", history, [key])
-        runs = _runs(f"histories[{loss!r}][{key!r}]", history[key])
+    for i, (arm, history) in enumerate(histories.items()):
+        _need_keys(f"histories[{arm!r}]", history, [key])
+        runs = _runs(f"histories[{arm!r}][{key!r}]", history[key])
         # A curve equal to one already drawn would hide it: say so, and dash it so both show.
         twin = next((name for name, other in drawn.items() if np.array_equal(runs, other)), None)
-        label = loss if twin is None else f"{loss} (identical to {twin})"
+        label = arm if twin is None else f"{arm} (identical to {twin})"
         _draw_runs(ax, runs, label, f"C{i}", "-" if twin is None else "--")
-        drawn[loss] = runs
+        drawn[arm] = runs
     ax.set_title(f"{split.capitalize()} {quantity}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(_ylabel(quantity))
@@ -144,24 +147,24 @@ def plot_curves_by_loss(ax: Axes, histories: Mapping[str, Mapping[str, Any]], ke
 
 
 def _finals(finals: Mapping[str, Mapping[str, Any]], metric: str) -> dict[str, np.ndarray]:
-    """loss -> (seeds,) values of one metric, checked."""
+    """arm -> (seeds,) values of one metric, checked."""
     if not finals:
-        raise ValueError("finals: expected at least one loss; received none")
+        raise ValueError("finals: expected at least one arm, got none")
     out = {}
-    for loss, metrics in finals.items():
-        _need_keys(f"finals[{loss!r}]", metrics, [metric])
-        out[loss] = np.asarray(metrics[metric], dtype=float).reshape(-1)
+    for arm, metrics in finals.items():
+        _need_keys(f"finals[{arm!r}]", metrics, [metric])
+        out[arm] = np.asarray(metrics[metric], dtype=float).reshape(-1)
     return out
 
 
-def plot_final_by_loss(
+def plot_final_by_arm(
     ax: Axes, finals: Mapping[str, Mapping[str, Any]], metric: str, *, seed: int = 0
 ) -> None:
-    """Final values of one metric per loss: a box plot with every seed drawn as a jittered point.
+    """Final values of one metric per arm: a box plot with every seed drawn as a jittered point.
 
     Args:
       ax: the Axes to draw on.
-      finals: loss name -> metric name -> (seeds,) values.
+      finals: arm name -> metric name -> (seeds,) values.
       metric: e.g. "test_accuracy".
       seed: seed of the jitter's `numpy.random.default_rng`, so figures are reproducible.
     """
@@ -181,48 +184,46 @@ def plot_final_by_loss(
         jitter = rng.uniform(-0.15, 0.15, size=v.size)
         ax.scatter(positions[i] + jitter, v, s=12, color=f"C{i}", alpha=0.6, zorder=3)
     ax.set_title(_metric_title(metric))
-    ax.set_xlabel("loss")
+    ax.set_xlabel("arm")
     ax.set_ylabel(_ylabel(metric))
 
 
 def plot_paired_differences(
     ax: Axes, finals: Mapping[str, Mapping[str, Any]], metric: str, baseline: str
 ) -> None:
-    """Per-seed differences (other loss - baseline) of one metric, against seed, with a zero line.
+    """Per-seed differences (other arm - baseline) of one metric, against seed, with a zero line.
 
-    A loss whose differences are all exactly zero is labelled "(identical in all N)"; when that holds
-    for every loss, the points lie on the zero line and the Axes also say "identical in all N pairs".
+    An arm whose differences are all exactly zero is labelled "(identical in all N)"; when that holds
+    for every arm, the points lie on the zero line and the Axes also say "identical in all N pairs".
 
     Args:
       ax: the Axes to draw on.
-      finals: loss name -> metric name -> (seeds,) values, the same seed order for every loss.
+      finals: arm name -> metric name -> (seeds,) values, the same seed order for every arm.
       metric: e.g. "test_accuracy".
-      baseline: the loss subtracted; at least one other loss must be present.
+      baseline: the arm subtracted; at least one other arm must be present.
     """
     from matplotlib.ticker import MaxNLocator
 
     values = _finals(finals, metric)
     if baseline not in values:
-        raise ValueError(f"baseline: expected one of {list(values)}; received {baseline!r}")
-    others = [loss for loss in values if loss != baseline]
+        raise ValueError(f"baseline: expected one of {list(values)}, got {baseline!r}")
+    others = [arm for arm in values if arm != baseline]
     if not others:
-        raise ValueError(
-            f"finals: expected a loss besides the baseline {baseline!r}; received none"
-        )
+        raise ValueError(f"finals: expected an arm besides the baseline {baseline!r}, got none")
     base = values[baseline]
     ax.axhline(0.0, color="0.3", linewidth=1)
     all_zero = True
-    for loss in others:
-        if values[loss].shape != base.shape:
+    for arm in others:
+        if values[arm].shape != base.shape:
             raise ValueError(
-                f"finals[{loss!r}][{metric!r}]: expected {base.size} seeds (as the baseline); "
-                f"received {values[loss].size}"
+                f"finals[{arm!r}][{metric!r}]: expected {base.size} seeds (as the baseline), "
+                f"got {values[arm].size}"
             )
-        d = values[loss] - base
+        d = values[arm] - base
         zero = not np.any(d)
         all_zero = all_zero and zero
-        label = f"{loss} − {baseline}" + (f" (identical in all {d.size})" if zero else "")
-        color = f"C{list(values).index(loss)}"
+        label = f"{arm} − {baseline}" + (f" (identical in all {d.size})" if zero else "")
+        color = f"C{list(values).index(arm)}"
         ax.scatter(np.arange(d.size), d, s=14, color=color, label=label, zorder=3)
     if all_zero:
         ax.text(
@@ -291,22 +292,27 @@ def comparison_figures(
     finals: Mapping[str, Mapping[str, Any]],
     baseline: str | None = None,
 ) -> dict[str, Figure]:
-    """The figures of a multi-loss comparison, by name.
+    """The figures of a comparison of arms, by name.
+
+    Args:
+      histories: arm name -> history, as in `plot_curves_by_arm`.
+      finals: arm name -> metric name -> (seeds,) values, as in `plot_final_by_arm`.
+      baseline: the arm the differences are taken against; default the first arm.
 
     Returns:
-      "curves": every history key per loss (`plot_curves_by_loss`); "finals": every final metric
-      per loss (`plot_final_by_loss`); and, with two or more losses, "differences": every final
-      metric's per-seed differences against `baseline` (default the first loss).
+      "curves": every history key per arm (`plot_curves_by_arm`); "finals": every final metric
+      per arm (`plot_final_by_arm`); and, with two or more arms, "differences": every final
+      metric's per-seed differences against `baseline` (`plot_paired_differences`).
     """
     if not histories or not finals:
-        raise ValueError("histories, finals: expected at least one loss each; received none")
+        raise ValueError("histories, finals: expected at least one arm each, got none")
     keys = [k for k in _SERIES if k in next(iter(histories.values()))]
     metrics = list(next(iter(finals.values())))
     figures = {"curves": _grid(len(keys)), "finals": _grid(len(metrics))}
     for ax, key in zip(figures["curves"].axes, keys, strict=True):
-        plot_curves_by_loss(ax, histories, key)
+        plot_curves_by_arm(ax, histories, key)
     for ax, metric in zip(figures["finals"].axes, metrics, strict=True):
-        plot_final_by_loss(ax, finals, metric)
+        plot_final_by_arm(ax, finals, metric)
     if len(finals) > 1:
         baseline = next(iter(finals)) if baseline is None else baseline
         figures["differences"] = _grid(len(metrics))

@@ -1,9 +1,10 @@
 """Text and HTML rendering of comparison statistics; no file I/O.
 
-`stats_table` is the terminal view, `theory_note` puts the KL = CE identity next to the numbers, and
-`html_report` is one self-contained page (figures as data: URIs, no external resources, no scripts).
-Both views draw on the same `Table`s, so the numbers in the terminal and in the page are the same
-strings.
+`stats_table` is the terminal view of a comparison of arms (losses, configurations, ...),
+`theory_note` puts the KL = CE identity next to the numbers when the KL and cross-entropy arms are
+compared, and `html_report` is one self-contained page (figures as data: URIs, no external
+resources, no scripts). Both views draw on the same `Table`s, so the numbers in the terminal and in
+the page are the same strings.
 """
 
 from __future__ import annotations
@@ -92,16 +93,16 @@ def _grouped(items: Sequence[tuple[str, str, str | None]], metrics: Sequence[str
 
 
 def summary_table(stats: ComparisonStats) -> Table:
-    """Per loss and metric: n, mean ± std, t interval and bootstrap interval of the mean."""
+    """Per arm and metric: n, mean ± std, t interval and bootstrap interval of the mean."""
     pct = _pct(stats.confidence)
     rows, notes, methods = [], [], set()
     for s in stats.summaries:
         m = s.summary
         std = "" if m.std is None else f" ± {_num(m.std)}"
         rows.append(
-            (s.loss, s.metric, f"{_num(m.mean)}{std}", _ci(m.t_interval), _ci(m.bootstrap_interval))
+            (s.arm, s.metric, f"{_num(m.mean)}{std}", _ci(m.t_interval), _ci(m.bootstrap_interval))
         )
-        notes.append((s.loss, s.metric, m.note))
+        notes.append((s.arm, s.metric, m.note))
         if m.bootstrap_method:
             methods.add(m.bootstrap_method)
     boot = "/".join(sorted(methods)) or "n/a"
@@ -111,8 +112,8 @@ def summary_table(stats: ComparisonStats) -> Table:
         f"seed {stats.seed}"
     )
     return Table(
-        title="Final metrics per loss",
-        columns=("loss", "metric", "mean ± std", f"{pct} t CI", f"{pct} bootstrap CI"),
+        title="Final metrics per arm",
+        columns=("arm", "metric", "mean ± std", f"{pct} t CI", f"{pct} bootstrap CI"),
         rows=tuple(rows),
         notes=(footer, *_grouped(notes, stats.metrics)),
     )
@@ -136,16 +137,17 @@ def _pairs(n: int) -> str:
 
 
 def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table]:
-    """Each other loss A against the baseline B, paired by seed: the differences, then the tests."""
+    """Each other arm A against the baseline arm B, paired by seed: the differences, then the
+    tests."""
     pct, b = _pct(stats.confidence), stats.baseline
     diffs, tests, notes = [], [], []
-    for lc in stats.comparisons:
-        c, d = lc.comparison, lc.comparison.difference
+    for ac in stats.comparisons:
+        c, d = ac.comparison, ac.comparison.difference
         ci = (_ci(d.t_interval), _ci(d.bootstrap_interval))
-        diffs.append((lc.loss, lc.metric, _num(d.mean), *ci, f"{c.n_identical}/{c.n}"))
+        diffs.append((ac.arm, ac.metric, _num(d.mean), *ci, f"{c.n_identical}/{c.n}"))
         p_values = (_p(c.t_test_p), _p(c.wilcoxon_p), f"{c.prob_a_beats_b:.2f}", _p(c.tost_p))
-        tests.append((lc.loss, lc.metric, *p_values, f"±{c.margin:g}", _verdict(c)))
-        notes.append((lc.loss, lc.metric, c.note))
+        tests.append((ac.arm, ac.metric, *p_values, f"±{c.margin:g}", _verdict(c)))
+        notes.append((ac.arm, ac.metric, c.note))
     differences = Table(
         title=f"Paired differences A − {b} (same seed)",
         columns=("A", "metric", "mean diff", f"{pct} t CI", f"{pct} bootstrap CI", "identical"),
@@ -186,9 +188,9 @@ def text_table(table: Table) -> str:
 
 
 def stats_table(stats: ComparisonStats) -> str:
-    """The terminal report: per-loss summaries, then the paired differences and tests.
+    """The terminal report: per-arm summaries, then the paired differences and tests.
 
-    Fits 100 columns for loss and metric names of ordinary length (the tutorial's).
+    Fits 100 columns for arm and metric names of ordinary length (the tutorial's).
     """
     tables = [summary_table(stats), *(comparison_tables(stats) if stats.comparisons else ())]
     return "\n\n".join(text_table(t) for t in tables) + "\n"
@@ -211,19 +213,29 @@ _WHY_DIFFERENT = (
 
 
 def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> str:
-    """The identity KL = CE on one-hot targets, and whether the runs of `kl` and `ce` agreed.
+    """The identity KL = CE on one-hot targets, and whether the runs of arms `kl` and `ce` agreed.
+
+    Args:
+      stats: the comparison.
+      kl, ce: the names of the arms trained with KL divergence and with cross-entropy.
 
     Returns:
-      Paragraphs wrapped at 100 columns, separated by blank lines: the theory; "identical in all N
-      pairs" or the identical counts per metric with the equivalence verdicts and the reasons runs
-      can differ; or that the comparison lacks one of the two losses.
+      "" when `kl` and `ce` are not both among `stats.arms`. Otherwise paragraphs wrapped at 100
+      columns, separated by blank lines, with a final newline: the theory; then "identical in all N
+      pairs", or the identical counts per metric with the equivalence verdicts and the reasons runs
+      can differ, or, when neither arm is the baseline, that the two were not compared directly.
     """
+    if kl not in stats.arms or ce not in stats.arms:
+        return ""
     pairs = [
-        (lc.metric, lc.comparison) for lc in stats.comparisons if {lc.loss, lc.baseline} == {kl, ce}
+        (ac.metric, ac.comparison) for ac in stats.comparisons if {ac.arm, ac.baseline} == {kl, ce}
     ]
     n = stats.n_seeds
     if not pairs:
-        outcome = [f"This comparison does not include both {kl!r} and {ce!r}."]
+        outcome = [
+            f"{kl} and {ce} were each compared with the baseline {stats.baseline}, not with each "
+            "other; make one of them the baseline to compare them directly."
+        ]
     elif all(c.all_identical for _, c in pairs):
         outcome = [f"They did: {kl} and {ce} were identical in {_pairs(n)}, for every metric."]
     else:
@@ -276,7 +288,7 @@ figcaption { color: #555; font-size: 13px; }
 
 def _figure(name: str, png: bytes) -> str:
     if not png.startswith(_PNG_SIGNATURE):
-        raise ValueError(f"figures[{name!r}]: expected PNG bytes; received {png[:8]!r}...")
+        raise ValueError(f"figures[{name!r}]: expected PNG bytes, got {png[:8]!r}...")
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     e = html.escape(name)
     return f'<figure><img src="{uri}" alt="{e}"><figcaption>{e}</figcaption></figure>'
@@ -289,7 +301,6 @@ def html_report(
     config: Mapping[str, Any],
     stats: ComparisonStats | None = None,
     figures: Mapping[str, bytes] | None = None,
-    tables: Sequence[Table] = (),
 ) -> str:
     """One self-contained HTML5 page: title, command, statistics, theory note, figures, config.
 
@@ -297,9 +308,9 @@ def html_report(
       title: page title and heading.
       command: the exact command line that produced the run.
       config: the resolved configuration, shown as JSON (via `kldiv.stats.to_jsonable`).
-      stats: comparison statistics (tables and theory note); None for a single run.
+      stats: comparison statistics (their tables, and `theory_note` where it applies); None for a
+        single run.
       figures: caption -> PNG bytes, embedded as data: URIs in this order.
-      tables: further tables, shown after the statistics.
 
     Returns:
       The page; every text is escaped with `html.escape`, and nothing is loaded from elsewhere.
@@ -310,17 +321,13 @@ def html_report(
     """
     e = html.escape
     parts = [f"<h1>{e(title)}</h1>", "<h2>Command</h2>", f"<pre><code>{e(command)}</code></pre>"]
-    all_tables = list(tables)
     if stats is not None:
-        all_tables[:0] = [
-            summary_table(stats),
-            *(comparison_tables(stats) if stats.comparisons else ()),
-        ]
-    if all_tables:
-        parts += ["<h2>Results</h2>", *(html_table(t) for t in all_tables)]
-    if stats is not None and stats.comparisons:
-        paragraphs = theory_note(stats).strip().split("\n\n")
-        parts += ["<h2>Theory</h2>", *(f"<p>{e(p)}</p>" for p in paragraphs)]
+        tables = [summary_table(stats), *(comparison_tables(stats) if stats.comparisons else ())]
+        parts += ["<h2>Results</h2>", *(html_table(t) for t in tables)]
+        note = theory_note(stats)
+        if note:
+            paragraphs = note.strip().split("\n\n")
+            parts += ["<h2>Theory</h2>", *(f"<p>{e(p)}</p>" for p in paragraphs)]
     if figures:
         parts += ["<h2>Figures</h2>", *(_figure(name, png) for name, png in figures.items())]
     config_json = json.dumps(to_jsonable(config), indent=2)

@@ -1,5 +1,8 @@
 """Statistics for multi-seed comparisons: summaries, paired tests, equivalence, JSON output.
 
+A comparison has arms: the things compared (losses, configurations, ...), each run on the same
+seeds, so that every other arm can be paired seed by seed with a baseline arm.
+
 Every statistic that SciPy has comes from SciPy (`t.interval`, `bootstrap`, `ttest_rel`, `wilcoxon`,
 `ttest_1samp`); this module adds the paired design, the degenerate cases and one result shape.
 
@@ -13,6 +16,7 @@ cross-entropy trained from the same seed, where every paired difference is exact
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -25,12 +29,12 @@ from scipy import stats as sps
 
 __all__ = [
     "DEFAULT_MARGINS",
+    "ArmComparison",
+    "ArmSummary",
     "ComparisonStats",
-    "LossComparison",
-    "LossSummary",
     "PairedComparison",
     "Summary",
-    "compare_losses",
+    "compare_arms",
     "compare_paired",
     "higher_is_better",
     "summarize",
@@ -121,19 +125,19 @@ class PairedComparison:
 
 
 @dataclass(frozen=True)
-class LossSummary:
-    """`Summary` of one metric for one loss."""
+class ArmSummary:
+    """`Summary` of one metric for one arm."""
 
-    loss: str
+    arm: str
     metric: str
     summary: Summary
 
 
 @dataclass(frozen=True)
-class LossComparison:
-    """`PairedComparison` of one loss (A) against the baseline loss (B) on one metric."""
+class ArmComparison:
+    """`PairedComparison` of one arm (A) against the baseline arm (B) on one metric."""
 
-    loss: str
+    arm: str
     baseline: str
     metric: str
     comparison: PairedComparison
@@ -141,20 +145,20 @@ class LossComparison:
 
 @dataclass(frozen=True)
 class ComparisonStats:
-    """Every metric summarized for every loss, and every other loss compared with the baseline.
+    """Every metric summarized for every arm, and every other arm compared with the baseline.
 
     Attributes:
-      losses: loss names in input order; the baseline is among them.
-      baseline: the loss the others are compared against (B in every comparison).
-      metrics: metric names, in the order of the first loss's mapping.
+      arms: arm names in input order; the baseline is among them.
+      baseline: the arm the others are compared against (B in every comparison).
+      metrics: metric names, in the order of the first arm's mapping.
       margins: equivalence margin per metric.
       n_seeds: number of paired seeds.
       confidence, n_boot, seed: as passed to `summarize` / `compare_paired`.
-      summaries: one `LossSummary` per (loss, metric), losses outer.
-      comparisons: one `LossComparison` per (other loss, metric), losses outer.
+      summaries: one `ArmSummary` per (arm, metric), arms outer.
+      comparisons: one `ArmComparison` per (other arm, metric), arms outer.
     """
 
-    losses: tuple[str, ...]
+    arms: tuple[str, ...]
     baseline: str
     metrics: tuple[str, ...]
     margins: Mapping[str, float]
@@ -162,25 +166,38 @@ class ComparisonStats:
     confidence: float
     n_boot: int
     seed: int
-    summaries: tuple[LossSummary, ...]
-    comparisons: tuple[LossComparison, ...]
+    summaries: tuple[ArmSummary, ...]
+    comparisons: tuple[ArmComparison, ...]
 
-    def summary(self, loss: str, metric: str) -> Summary:
-        """The summary of `metric` for `loss`."""
-        for s in self.summaries:
-            if s.loss == loss and s.metric == metric:
-                return s.summary
-        raise KeyError((loss, metric))
+    # The records keep the order and the JSON shape; lookups go through (arm, metric) dicts built
+    # on first use (cached in the instance's __dict__, not fields, so `to_dict` does not see them).
+    @functools.cached_property
+    def _summary_index(self) -> dict[tuple[str, str], Summary]:
+        return {(s.arm, s.metric): s.summary for s in self.summaries}
 
-    def comparison(self, loss: str, metric: str) -> PairedComparison:
-        """The comparison of `loss` against the baseline on `metric`."""
-        for c in self.comparisons:
-            if c.loss == loss and c.metric == metric:
-                return c.comparison
-        raise KeyError((loss, metric))
+    @functools.cached_property
+    def _comparison_index(self) -> dict[tuple[str, str], PairedComparison]:
+        return {(c.arm, c.metric): c.comparison for c in self.comparisons}
+
+    def summary(self, arm: str, metric: str) -> Summary:
+        """The summary of `metric` for `arm`.
+
+        Raises:
+          KeyError: `(arm, metric)`, when there is no such arm or metric.
+        """
+        return self._summary_index[arm, metric]
+
+    def comparison(self, arm: str, metric: str) -> PairedComparison:
+        """The comparison of `arm` against the baseline on `metric`.
+
+        Raises:
+          KeyError: `(arm, metric)`, when there is no such arm or metric, or `arm` is the baseline.
+        """
+        return self._comparison_index[arm, metric]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (see `to_jsonable`)."""
+        """JSON-ready dict (see `to_jsonable`): the fields by name, summaries and comparisons as
+        lists of records with "arm" and "metric"."""
         return to_jsonable(self)
 
 
@@ -198,7 +215,7 @@ def t_interval(
     the formula is the point itself, which is what a sample of equal values gives.
     """
     if n < 2:
-        raise ValueError(f"n: expected at least 2 values for a t interval; received {n}")
+        raise ValueError(f"n: expected at least 2 values for a t interval, got {n}")
     mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
     positive = sem > 0
     low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=np.where(positive, sem, 1.0))
@@ -209,19 +226,19 @@ def _checked(name: str, values: Any) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(
-            f"{name}: expected a non-empty 1-D array of per-seed values; received shape {x.shape}"
+            f"{name}: expected a non-empty 1-D array of per-seed values, got shape {x.shape}"
         )
     if not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise ValueError(f"{name}: expected finite values; received {bad} non-finite of {x.size}")
+        raise ValueError(f"{name}: expected finite values, got {bad} non-finite of {x.size}")
     return x
 
 
 def _check_options(confidence: float, n_boot: int) -> None:
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: expected a level in (0, 1); received {confidence!r}")
+        raise ValueError(f"confidence: expected a level in (0, 1), got {confidence!r}")
     if n_boot < 1:
-        raise ValueError(f"n_boot: expected at least 1 resample; received {n_boot!r}")
+        raise ValueError(f"n_boot: expected at least 1 resample, got {n_boot!r}")
 
 
 def _quietly(fn: Callable[[], Any]) -> tuple[Any, str | None]:
@@ -367,9 +384,9 @@ def compare_paired(
     """
     x, y = _checked("a", a), _checked("b", b)
     if x.shape != y.shape:
-        raise ValueError(f"b: expected the same number of seeds as a ({x.size}); received {y.size}")
+        raise ValueError(f"b: expected the same number of seeds as a ({x.size}), got {y.size}")
     if not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"margin: expected a finite number > 0; received {margin!r}")
+        raise ValueError(f"margin: expected a finite number > 0, got {margin!r}")
     d = x - y
     n = d.size
     n_identical = int(np.count_nonzero(x == y))
@@ -430,11 +447,11 @@ def _metric_margin(metric: str, margins: Mapping[str, float]) -> float:
             return float(margin)
     raise ValueError(
         f"margins: expected a margin for metric {metric!r} (by name or by a suffix such as "
-        f"'accuracy'); received keys {sorted(margins)}"
+        f"'accuracy'), got keys {sorted(margins)}"
     )
 
 
-def compare_losses(
+def compare_arms(
     finals: Mapping[str, Mapping[str, Any]],
     *,
     baseline: str | None = None,
@@ -443,13 +460,13 @@ def compare_losses(
     n_boot: int = 10_000,
     seed: int = 0,
 ) -> ComparisonStats:
-    """Summarizes every metric of every loss; compares every other loss with the baseline, paired.
+    """Summarizes every metric of every arm; compares every other arm with the baseline, paired.
 
     Args:
-      finals: loss name -> metric name -> per-seed values, shape (seeds,), the same seed order and
-        the same metric names for every loss (e.g. "train_accuracy", "test_accuracy", "train_loss",
+      finals: arm name -> metric name -> per-seed values, shape (seeds,), the same seed order and
+        the same metric names for every arm (e.g. "train_accuracy", "test_accuracy", "train_loss",
         "test_loss").
-      baseline: the loss compared against (B); default the first loss.
+      baseline: the arm compared against (B); default the first arm.
       margins: equivalence margin per metric name or name suffix, merged over `DEFAULT_MARGINS`
         (0.01 for accuracies, 0.01 nats for losses).
       confidence, n_boot, seed: as in `summarize`.
@@ -458,61 +475,60 @@ def compare_losses(
       A `ComparisonStats`. The direction of P(A beats B) follows `higher_is_better(metric)`.
 
     Raises:
-      ValueError: no losses, unknown baseline, differing metric names or seed counts, a metric
-        with no margin, or non-finite values (the message names the loss and metric).
+      ValueError: no arms, unknown baseline, differing metric names or seed counts, a metric
+        with no margin, or non-finite values (the message names the arm and metric).
     """
     if not finals:
-        raise ValueError("finals: expected at least one loss; received none")
-    losses = tuple(finals)
-    baseline = losses[0] if baseline is None else baseline
+        raise ValueError("finals: expected at least one arm, got none")
+    arms = tuple(finals)
+    baseline = arms[0] if baseline is None else baseline
     if baseline not in finals:
-        raise ValueError(f"baseline: expected one of {list(losses)}; received {baseline!r}")
-    metrics = tuple(finals[losses[0]])
+        raise ValueError(f"baseline: expected one of {list(arms)}, got {baseline!r}")
+    metrics = tuple(finals[arms[0]])
     if not metrics:
-        raise ValueError(f"finals[{losses[0]!r}]: expected at least one metric; received none")
-    for loss in losses:
-        if set(finals[loss]) != set(metrics):
+        raise ValueError(f"finals[{arms[0]!r}]: expected at least one metric, got none")
+    for arm in arms:
+        if set(finals[arm]) != set(metrics):
             raise ValueError(
-                f"finals[{loss!r}]: expected metrics {sorted(metrics)}; "
-                f"received {sorted(finals[loss])}"
+                f"finals[{arm!r}]: expected metrics {sorted(metrics)}, got {sorted(finals[arm])}"
             )
     arrays = {
-        (loss, m): _checked(f"finals[{loss!r}][{m!r}]", finals[loss][m])
-        for loss in losses
+        (arm, m): _checked(f"finals[{arm!r}][{m!r}]", finals[arm][m])
+        for arm in arms
         for m in metrics
     }
-    n_seeds = arrays[losses[0], metrics[0]].size
+    n_seeds = arrays[arms[0], metrics[0]].size
     for key, arr in arrays.items():
         if arr.size != n_seeds:
             raise ValueError(
                 f"finals[{key[0]!r}][{key[1]!r}]: expected {n_seeds} seeds (as "
-                f"finals[{losses[0]!r}][{metrics[0]!r}]); received {arr.size}"
+                f"finals[{arms[0]!r}][{metrics[0]!r}]), got {arr.size}"
             )
     merged = {**DEFAULT_MARGINS, **(margins or {})}
     used = {m: _metric_margin(m, merged) for m in metrics}
     opts = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
     summaries = tuple(
-        LossSummary(loss, m, summarize(arrays[loss, m], **opts)) for loss in losses for m in metrics
+        ArmSummary(arm, m, summarize(arrays[arm, m], **opts)) for arm in arms for m in metrics
     )
     comparisons = tuple(
-        LossComparison(
-            loss,
+        ArmComparison(
+            arm,
             baseline,
             m,
             compare_paired(
-                arrays[loss, m],
+                arrays[arm, m],
                 arrays[baseline, m],
                 margin=used[m],
                 higher_is_better=higher_is_better(m),
                 **opts,
             ),
         )
-        for loss in losses
-        if loss != baseline
+        for arm in arms
+        if arm != baseline
         for m in metrics
     )
     return ComparisonStats(
-        losses=losses,
+        arms=arms,
         baseline=baseline,
         metrics=metrics,
         margins=used,
@@ -547,5 +563,5 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(
-        f"obj: expected results, mappings, sequences or numbers; received {type(obj).__name__}"
+        f"obj: expected results, mappings, sequences or numbers, got {type(obj).__name__}"
     )
