@@ -41,7 +41,7 @@ def in_process_training(repeat: int) -> tuple[float, float]:
     """(compile + first run seconds, best seconds of later runs) for one tutorial run."""
     from kldiv.config import TrainConfig
     from kldiv.data import blobs_dataset
-    from kldiv.train import train
+    from kldiv.engine import train
 
     data, config = blobs_dataset(), TrainConfig()
     start = time.perf_counter()

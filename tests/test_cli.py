@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kldiv.cli import main, parse_seeds
+from kldiv.cli import flag_of, main, parse_seeds
 from kldiv.data import blobs_dataset
-from kldiv.model import apply_mlp
-from kldiv.runs import load_params
+from kldiv.model import MLP
+from kldiv.records import load_params, load_run
 
 FAST = ["--epochs", "2", "--no-plot"]
 
@@ -24,7 +24,7 @@ def run_cli(args, capsys):
 
 
 def only_run_dir(root):
-    dirs = [p for p in root.iterdir()]
+    dirs = list(root.iterdir())
     assert len(dirs) == 1
     return dirs[0]
 
@@ -34,6 +34,7 @@ def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, capsy
         ["run", "--epochs", "3", "--seed", "4", "--out", str(tmp_path)], capsys
     )
     assert code == 0, err
+    assert err == ""
     assert re.search(r"^Train: 0\.\d{3}, Test: 0\.\d{3}$", out, re.M)
     run = only_run_dir(tmp_path)
     names = {p.name for p in run.iterdir()}
@@ -49,6 +50,8 @@ def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, capsy
     config = json.loads((run / "config.json").read_text())
     assert config["seeds"] == [4] and config["data"]["random_state"] == 2
     assert config["train"]["loss"] == "kl" and config["train"]["epochs"] == 3
+    assert config["train"]["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+    assert config["command"].startswith("kldiv")
     history = json.loads((run / "history.json").read_text())
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history)
     assert len(history["val_accuracy"]) == 3
@@ -56,12 +59,16 @@ def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, capsy
 
     # the saved weights reproduce the printed test accuracy
     metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["diverged"] == []
     params = load_params(run / "model.safetensors")
     data = blobs_dataset()
-    logits = apply_mlp(tuple((jnp.asarray(w), jnp.asarray(b)) for w, b in params), data.x_val)
+    model = MLP((2, 50, 3))
+    logits = model.apply(tuple((jnp.asarray(w), jnp.asarray(b)) for w, b in params), data.x_val)
     accuracy = float(np.mean(np.argmax(logits, 1) == np.argmax(data.y_val, 1)))
     assert accuracy == pytest.approx(metrics["test_accuracy"][0], abs=1e-6)
     assert f"Test: {metrics['test_accuracy'][0]:.3f}" in out
+    experiment, _ = load_run(run)
+    assert experiment.seeds == (4,) and experiment.train.epochs == 3
 
 
 def test_quiet_prints_only_the_result(tmp_path, capsys):
@@ -84,36 +91,162 @@ def test_runs_never_overwrite_each_other(tmp_path, capsys):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_flags_set_the_config(tmp_path, capsys):
+    args = ["run", *FAST, "--hidden", "8,4", "--batch-size", "50", "--data-seed", "7"]
+    args += ["--loss", "kld", "--learning-rate", "0.05", "--momentum", "0.5"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    config = json.loads((only_run_dir(tmp_path) / "config.json").read_text())
+    assert config["data"]["random_state"] == 7
+    train = config["train"]
+    assert (train["hidden"], train["batch_size"], train["epochs"]) == ([8, 4], 50, 2)
+    assert train["loss"] == "kl"  # the alias is recorded by its canonical name
+    assert train["optimizer"] == {"name": "sgd", "learning_rate": 0.05, "momentum": 0.5}
+
+
+def test_adam_with_its_own_numbers_is_recorded(tmp_path, capsys):
+    args = ["run", *FAST, "--optimizer", "adam", "--learning-rate", "0.002", "--b2", "0.99"]
+    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "Train: " in out
+    config = json.loads((only_run_dir(tmp_path) / "config.json").read_text())
+    assert config["train"]["optimizer"] == {
+        "name": "adam",
+        "learning_rate": 0.002,
+        "b1": 0.9,
+        "b2": 0.99,
+        "eps": 1e-8,
+    }
+
+
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["run", "--epochs", "0"], r"argument --epochs: expected an integer >= 1, got '0'"),
-        (["run", "--learning-rate", "abc"], r"argument --learning-rate: expected a number in"),
-        (["run", "--momentum", "2"], r"argument --momentum: expected a number in \[0, 1\]"),
-        (["run", "--loss", "nope"], r"loss: expected one of 'ce', .*; got 'nope'"),
+        (
+            ["run", "--epochs", "0"],
+            r"^kldiv run: error: --epochs: expected an integer >= 1, got 0$",
+        ),
+        (["run", "--epochs", "x"], r"argument --epochs: expected an integer, got 'x'"),
+        (
+            ["run", "--learning-rate", "abc"],
+            r"argument --learning-rate: expected a number, got 'abc'",
+        ),
+        (
+            ["run", "--momentum", "2"],
+            r"^kldiv run: error: --momentum: expected a number in \[0, 1\], got 2\.0$",
+        ),
+        (
+            ["run", "--loss", "nope"],
+            r"^kldiv run: error: --loss: expected one of 'ce', .*; got 'nope'$",
+        ),
         (["run", "--seeds", "5-2"], r"argument --seeds: expected a count N, a range A-B"),
         (["run", "--hidden", "50,x"], r"argument --hidden: expected comma-separated layer widths"),
         (["run", "--seed", "1", "--seeds", "3"], r"not allowed with argument"),
         (["run", "--bogus"], r"unrecognized arguments: --bogus"),
-        (["compare", "--losses", "kl"], r"losses: expected at least two different losses"),
+        (["run", "--optimizer", "lion"], r"argument --optimizer: invalid choice: 'lion'"),
+        (
+            ["run", "--optimizer", "adam", "--momentum", "0.5"],
+            r"^kldiv run: error: --momentum: not a hyperparameter of adam",
+        ),
+        (
+            ["run", "--weight-decay", "0.1"],
+            r"^kldiv run: error: --weight-decay: not a hyperparameter of sgd",
+        ),
+        (
+            ["run", "--optimizer", "adam", "--b1", "1"],
+            r"^kldiv run: error: --b1: expected a number in \[0, 1\)",
+        ),
+        (
+            ["run", "--learning-rate", "1e-50"],
+            r"^kldiv run: error: --learning-rate: expected a number float32 can hold",
+        ),
+        (
+            ["run", "--data-seed", "4294967296"],
+            r"^kldiv run: error: --data-seed: expected an integer in \[0, 4294967295\]",
+        ),
+        # flags are never abbreviated: a prefix would silently run another experiment
+        (["compare", "--epochs", "5", "--seed", "3"], r"unrecognized arguments: --seed 3"),
+        (["run", "--data", "5"], r"unrecognized arguments: --data 5"),
+        (["run", "--e", "3"], r"unrecognized arguments: --e 3"),
+        (["run", "--learning", "0.1"], r"unrecognized arguments: --learning 0\.1"),
+        (
+            ["compare", "--losses", "kl"],
+            r"^kldiv compare: error: --losses: expected at least two different losses",
+        ),
+        (["compare", "--losses", "kl,kld"], r"--losses: expected at least two different losses"),
+        (["compare", "--losses", "kl,nope"], r"^kldiv compare: error: --loss: expected one of"),
         (["fly"], r"invalid choice: 'fly'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, pattern):
-    code, _, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert re.search(pattern, err), err
+    assert re.search(pattern, err.rstrip("\n")), err
     assert not list(tmp_path.iterdir())
+    assert "Train" not in out
 
 
-def test_divergence_is_one_line_exit_1_and_saves_nothing(tmp_path, capsys):
+def test_flags_are_named_after_config_fields():
+    assert flag_of("learning_rate") == "--learning-rate"
+    assert flag_of("random_state") == "--data-seed"
+    assert flag_of("arms") == "--losses"
+    assert flag_of("weight_decay") == "--weight-decay"
+
+
+def test_divergence_of_a_single_run_is_one_line_exit_1_and_saves_nothing(tmp_path, capsys):
     args = ["run", "--epochs", "20", "--learning-rate", "1e6", "--out", str(tmp_path)]
-    code, _, err = run_cli(args, capsys)
+    code, out, err = run_cli(args, capsys)
     assert code == 1
-    assert err.count("\n") == 1 and "non-finite loss" in err
-    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.match(
+        r"kldiv run: error: training diverged: non-finite loss or weights at epoch \d+ for seed 0",
+        err,
+    )
+    assert "Train" not in out
     assert not list(tmp_path.iterdir())
+
+
+def test_some_diverging_seeds_warn_and_the_rest_are_saved(tmp_path, capsys):
+    # SGD at learning rate 10 for 4 epochs sits at the edge of stability: about a third of the
+    # seeds diverge (7 of 20 here, with AVX2 and AVX-512 alike), so some do and some do not.
+    args = [
+        "run",
+        "--epochs",
+        "4",
+        "--learning-rate",
+        "10",
+        "--seeds",
+        "20",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert err.count("\n") == 1
+    match = re.match(
+        r"kldiv run: warning: (\d+) of 20 runs diverged \(non-finite values\): seeds (.*)$", err
+    )
+    assert match, err
+    k = int(match.group(1))
+    assert 2 < k < 18
+    run = only_run_dir(tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    diverged = metrics["diverged"]
+    assert len(diverged) == k and all(1 <= d["epoch"] <= 4 for d in diverged)
+    bad = {d["seed"] for d in diverged}
+    listed = ", ".join(f"{d['seed']} (epoch {d['epoch']})" for d in diverged[:10])
+    assert match.group(2) == listed + (" ..." if k > 10 else "")
+    healthy = [i for i, s in enumerate(metrics["seeds"]) if s not in bad]
+    for i, s in enumerate(metrics["seeds"]):
+        assert (metrics["test_loss"][i] is None) == (s in bad)  # NaN loss, recorded as null
+    expected_mean = np.mean([metrics["test_accuracy"][i] for i in healthy])
+    assert metrics["mean"]["test_accuracy"] == pytest.approx(expected_mean, rel=1e-9)
+    assert (run / "plot.png").stat().st_size > 1000  # drawn from the healthy runs
+    if len(healthy) == 1:
+        assert re.search(r"^Train: 0\.\d{3}, Test: 0\.\d{3}$", out, re.M)
+    else:
+        assert f"mean ± std over {len(healthy)} seeds" in out
 
 
 def test_parse_seeds_forms():
@@ -129,10 +262,12 @@ def test_compare_writes_stats_figures_and_report(tmp_path, capsys):
     run = only_run_dir(tmp_path)
     names = {p.name for p in run.iterdir()}
     assert {"stats.json", "report.html", "config.json", "environment.json"} <= names
-    assert {"history-kl.json", "history-ce.json"} <= names
+    assert {"history-kl.json", "history-ce.json", "metrics-kl.json", "metrics-ce.json"} <= names
     assert any(name.endswith(".png") for name in names)
     stats = json.loads((run / "stats.json").read_text())
     assert stats["arms"] == ["kl", "ce"] and stats["n_seeds"] == 4
+    config = json.loads((run / "config.json").read_text())
+    assert config["losses"] == ["kl", "ce"] and config["seeds"] == [0, 1, 2, 3]
     # on one-hot targets KL and CE are the same function: every paired run agrees exactly
     assert "identical in all 4 pairs" in out
     html = (run / "report.html").read_text()
@@ -144,7 +279,9 @@ def test_help_and_python_dash_m(tmp_path):
         [sys.executable, "-m", "kldiv", "run", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
-    for flag in ["--loss", "--seed", "--seeds", "--epochs", "--batch-size", "--learning-rate"]:
-        assert flag in result.stdout
-    for flag in ["--momentum", "--hidden", "--out", "--no-plot", "--quiet"]:
-        assert flag in result.stdout
+    flags = ["--loss", "--seed", "--seeds", "--epochs", "--batch-size", "--hidden", "--data-seed"]
+    flags += ["--optimizer", "--learning-rate", "--momentum", "--b1", "--b2", "--eps"]
+    flags += ["--weight-decay", "--decay", "--out", "--no-plot", "--quiet"]
+    for flag in flags:
+        assert re.search(rf"^\s+{re.escape(flag)}\b", result.stdout, re.M), flag
+    assert "sgd, adam, adamw, rmsprop" in result.stdout

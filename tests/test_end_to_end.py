@@ -33,7 +33,7 @@ def test_the_installed_command_runs_the_pipeline(tmp_path):
 
 def test_importing_kldiv_loads_neither_matplotlib_nor_the_cli():
     code = (
-        "import sys, kldiv, kldiv.train, kldiv.experiment, kldiv.plot;"
+        "import sys, kldiv, kldiv.engine, kldiv.experiment, kldiv.plot, kldiv.records;"
         "bad = [m for m in ('matplotlib', 'rich', 'kldiv.cli', 'sklearn', 'scipy.stats') "
         "if m in sys.modules]; print(bad)"
     )

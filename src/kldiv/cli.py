@@ -1,20 +1,31 @@
 """The `kldiv` command: argv in, one library call, files and lines out, an exit code.
 
 Every error a user can cause (a bad flag value, an unknown loss, a diverging run) ends as one line on
-stderr and a non-zero exit code: 2 for bad input, 1 for a failed run, 130 for Ctrl-C.
+stderr and a non-zero exit code: 2 for bad input, 1 for a failed run, 130 for Ctrl-C. Defaults and
+ranges come from the config dataclasses; the CLI restates none of them. No flag is ever abbreviated.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from kldiv.checks import ConfigError
+
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
+
+# Config fields whose flag is not `--` + the field name with dashes.
+_FLAGS = {"random_state": "--data-seed", "arms": "--losses"}
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag that sets config field `field`."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 class UsageError(Exception):
@@ -22,41 +33,29 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump) and exit code 2."""
+    """argparse with one-line errors (no usage dump), exit code 2, and no abbreviated flags (a
+    prefix such as `--seed` for `--seeds` would silently run another experiment)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}"
-            ) from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _real_in(low: float, high: float, *, open_low: bool) -> Callable[[str], float]:
-    bracket = "(" if open_low else "["
-    expected = f"expected a number in {bracket}{low:g}, {high:g}]"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        if not (value > low if open_low else value >= low) or not value <= high:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
-        return value
-
-    return parse
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -90,48 +89,78 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _default(cls: type, name: str) -> Any:
+    """A dataclass field's default, without constructing the class."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _optimizer_help() -> dict[str, str]:
+    """hyperparameter -> 'default 0.01 (sgd), 0.001 (adam, ...)'."""
+    from kldiv.optimizers import OPTIMIZERS
+
+    defaults: dict[str, dict[float, list[str]]] = {}
+    for name, cls in OPTIMIZERS.items():
+        for f in dataclasses.fields(cls):
+            defaults.setdefault(f.name, {}).setdefault(f.default, []).append(name)
+    return {
+        h: "default " + ", ".join(f"{v:g} ({', '.join(names)})" for v, names in by_value.items())
+        for h, by_value in defaults.items()
+    }
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
+    from kldiv.config import BlobsConfig, TrainConfig
+    from kldiv.optimizers import OPTIMIZERS
+
+    def default(name: str) -> Any:
+        return _default(TrainConfig, name)
+
     g = p.add_argument_group("training (defaults: the tutorial's)")
-    g.add_argument("--epochs", type=_int_at_least(1), default=100, help="epochs (default 100)")
     g.add_argument(
-        "--batch-size", type=_int_at_least(1), default=32, help="minibatch size (default 32)"
+        "--epochs", type=_int, default=default("epochs"), help=f"epochs ({default('epochs')})"
     )
     g.add_argument(
-        "--learning-rate",
-        type=_real_in(0, float("inf"), open_low=True),
-        default=0.01,
-        help="SGD learning rate (default 0.01)",
-    )
-    g.add_argument(
-        "--momentum",
-        type=_real_in(0, 1, open_low=False),
-        default=0.9,
-        help="SGD momentum, Keras' form v = m*v - lr*g (default 0.9)",
+        "--batch-size",
+        type=_int,
+        default=default("batch_size"),
+        help=f"minibatch size ({default('batch_size')})",
     )
     g.add_argument(
         "--hidden",
         type=parse_hidden,
-        default=(50,),
-        help="hidden layer widths, comma-separated (default 50)",
+        default=default("hidden"),
+        help="hidden layer widths, comma-separated (" + ",".join(map(str, default("hidden"))) + ")",
     )
     g.add_argument(
         "--data-seed",
-        type=_int_at_least(0),
-        default=2,
-        help="make_blobs random_state (default 2, the tutorial's)",
+        type=_int,
+        default=_default(BlobsConfig, "random_state"),
+        help=f"make_blobs random_state ({_default(BlobsConfig, 'random_state')}, the tutorial's)",
     )
-    o = p.add_argument_group("output")
+    o = p.add_argument_group("optimizer (Optax; unset numbers take the optimizer's default)")
     o.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        default=default("optimizer").name,
+        help=f"{', '.join(OPTIMIZERS)} ({default('optimizer').name}: Keras' SGD momentum form "
+        "v = m*v - lr*g)",
+    )
+    for name, text in _optimizer_help().items():
+        o.add_argument(flag_of(name), dest=name, type=_float, default=None, help=text)
+    out = p.add_argument_group("output")
+    out.add_argument(
         "--out",
         type=Path,
         default=Path("runs"),
         help="directory that receives a new run directory (default ./runs)",
     )
-    o.add_argument("--no-plot", action="store_true", help="do not draw the figures")
-    o.add_argument("--quiet", action="store_true", help="print only the results")
+    out.add_argument("--no-plot", action="store_true", help="do not draw the figures")
+    out.add_argument("--quiet", action="store_true", help="print only the results")
 
 
 def build_parser() -> Parser:
+    from kldiv.config import TrainConfig
     from kldiv.losses import loss_names
 
     parser = Parser(
@@ -142,6 +171,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     losses = ", ".join(loss_names())
+    default_loss = _default(TrainConfig, "loss")
 
     run = sub.add_parser(
         "run",
@@ -151,14 +181,10 @@ def build_parser() -> Parser:
         "metrics, model weights, plot).",
     )
     run.add_argument(
-        "--loss",
-        default="kullback_leibler_divergence",
-        help=f"loss name (default kullback_leibler_divergence); one of: {losses}",
+        "--loss", default=default_loss, help=f"loss name ({default_loss}); one of: {losses}"
     )
     seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed", type=_int_at_least(0), default=0, help="training seed: init and shuffles (0)"
-    )
+    seeds.add_argument("--seed", type=_int, default=0, help="training seed: init and shuffles (0)")
     seeds.add_argument(
         "--seeds",
         type=parse_seeds,
@@ -187,12 +213,23 @@ def build_parser() -> Parser:
     )
     comp.add_argument(
         "--margin",
-        type=_real_in(0, 1, open_low=True),
+        type=_float,
         default=0.01,
         help="equivalence margin for accuracies, TOST (default 0.01)",
     )
     _add_training_options(comp)
     return parser
+
+
+def _optimizer(args: argparse.Namespace) -> Any:
+    from kldiv.optimizers import OPTIMIZERS
+
+    given = {
+        name: getattr(args, name)
+        for name in _optimizer_help()
+        if getattr(args, name, None) is not None
+    }
+    return OPTIMIZERS[args.optimizer]().replace(**given)
 
 
 def _experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> Any:
@@ -206,43 +243,120 @@ def _experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> 
             hidden=args.hidden,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            momentum=args.momentum,
+            optimizer=_optimizer(args),
         ),
         seeds=seeds,
     )
 
 
+def summary_lines(final: dict[str, Any], healthy: Any) -> list[str]:
+    """'Train: 0.822, Test: 0.822' for one run; mean ± std and 95% t intervals over the healthy
+    runs for several. final: `train_accuracy`, `test_accuracy` -> (runs,); healthy (runs,) bool."""
+    import numpy as np
+
+    train_acc = np.asarray(final["train_accuracy"], np.float64)[healthy]
+    test_acc = np.asarray(final["test_accuracy"], np.float64)[healthy]
+    if train_acc.size == 1:
+        return [f"Train: {train_acc[0]:.3f}, Test: {test_acc[0]:.3f}"]
+    from kldiv.stats import t_interval
+
+    n = train_acc.size
+    mean = np.array([train_acc.mean(), test_acc.mean()])
+    std = np.array([train_acc.std(ddof=1), test_acc.std(ddof=1)])
+    low, high = t_interval(mean, std / np.sqrt(n), n)
+    return [
+        f"Train: {mean[0]:.3f} ± {std[0]:.3f}, Test: {mean[1]:.3f} ± {std[1]:.3f}  "
+        f"(mean ± std over {n} seeds)",
+        f"95% t interval of the mean: train [{low[0]:.4f}, {high[0]:.4f}], "
+        f"test [{low[1]:.4f}, {high[1]:.4f}]",
+    ]
+
+
+class RunFailed(Exception):
+    """The run could not produce results (every seed diverged); the message says why."""
+
+
+def _divergence_line(result: Any) -> str:
+    bad = [(int(s), int(e)) for s, e in zip(result.seeds, result.diverged, strict=True) if e]
+    shown = ", ".join(f"{s} (epoch {e})" for s, e in bad[:10]) + (" ..." if len(bad) > 10 else "")
+    return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
+
+
 def command_run(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
-    from kldiv.outputs import save_run, summary_lines
+    from kldiv.records import save_run
 
     seeds = args.seeds if args.seeds is not None else (args.seed,)
     exp = _experiment(args, args.loss, seeds)
     with console.progress(f"training {len(seeds)} run(s)") as progress:
         result = ex.run(exp, epoch_chunk=None if len(seeds) > 1 else 10, on_progress=progress)
-    for line in summary_lines(result):
+    if not result.healthy.any():
+        if len(seeds) == 1:
+            epoch = int(result.diverged[0])
+            raise RunFailed(
+                f"training diverged: non-finite loss or weights at epoch {epoch} for seed "
+                f"{seeds[0]}; try a smaller learning rate"
+            )
+        raise RunFailed(f"training diverged in every run; {_divergence_line(result)}")
+    png = _history_png(result, exp) if not args.no_plot else None
+    path = save_run(args.out, exp, result, command=_command_line(), figure_png=png)
+    if not result.healthy.all():
+        print(f"kldiv run: warning: {_divergence_line(result)}", file=sys.stderr)
+    for line in summary_lines(result.final, result.healthy):
         console.result(line)
-    path = save_run(args.out, exp, result, command=_command_line(), plot=not args.no_plot)
     console.info(f"run saved to {path}")
     return 0
 
 
+def _history_png(result: Any, exp: Any) -> bytes:
+    from kldiv.plot import figure_png, history_figure
+
+    history = {k: v[result.healthy] for k, v in result.history.items()}
+    runs = int(result.healthy.sum())
+    title = f"{exp.train.loss}, {runs} seed{'s' if runs > 1 else ''}"
+    return figure_png(history_figure(history, title=title))
+
+
 def command_compare(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
-    from kldiv.outputs import save_comparison
+    from kldiv.config import canonical_loss
+    from kldiv.records import comparison_record, save_comparison
+    from kldiv.report import html_report, stats_table, theory_note
+    from kldiv.stats import compare_arms
 
-    losses = [name.strip() for name in args.losses.split(",") if name.strip()]
-    exp = _experiment(args, losses[0], args.seeds)
-    with console.progress(f"training {len(losses)} losses x {len(args.seeds)} seeds") as progress:
-        results = ex.compare(exp, losses, on_progress=progress)
-    path, table = save_comparison(
-        args.out,
-        exp,
-        results,
-        margin=args.margin,
-        command=_command_line(),
-        plot=not args.no_plot,
+    names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
+    exp = _experiment(args, names[0], args.seeds)
+    arms = {name: exp.train.replace(loss=name) for name in names}
+    with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
+        results = ex.compare(exp, arms, on_progress=progress)
+    for name, r in results.items():
+        if not r.healthy.all():
+            raise RunFailed(f"arm {name}: {_divergence_line(r)}")
+    finals = {name: r.final for name, r in results.items()}
+    stats = compare_arms(finals, baseline=names[0], margins={"accuracy": args.margin}, seed=0)
+    note = theory_note(stats)
+    table = stats_table(stats) + ("\n\n" + note if note else "")
+    figures: dict[str, bytes] = {}
+    if not args.no_plot:
+        from kldiv.plot import comparison_figures, figure_png
+
+        histories = {name: r.history for name, r in results.items()}
+        figures = {
+            name: figure_png(fig)
+            for name, fig in comparison_figures(histories, finals, names[0]).items()
+        }
+    record = comparison_record(exp, _command_line(), results, losses=names, margin=args.margin)
+    page = html_report(
+        title=f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",
+        command=record["command"],
+        config=record,
+        stats=stats,
+        figures=figures,
+    )
+    path = save_comparison(
+        args.out, record, results, stats=stats.to_dict(), figures=figures, report_html=page
     )
     console.result(table)
     console.info(f"comparison saved to {path} (open {path / 'report.html'})")
@@ -251,32 +365,6 @@ def command_compare(args: argparse.Namespace, console: Any) -> int:
 
 def _command_line() -> str:
     return shlex.join(["kldiv", *sys.argv[1:]])
-
-
-def enable_compilation_cache() -> None:
-    """Persist compiled XLA programs in the user's cache directory ($KLDIV_CACHE_DIR to move it,
-    empty to disable), so a repeated command skips compilation."""
-    import jax
-
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kldiv" / "xla"
-    cache = os.environ.get("KLDIV_CACHE_DIR", str(default))
-    if cache:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-def use_every_core() -> None:
-    """One XLA CPU device per core, so many-seed runs train a chunk on each core at once.
-
-    XLA reads the flag when its CPU backend starts, so this must run before the first
-    computation; a device count already in $XLA_FLAGS is left as it is.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        count = f"--xla_force_host_platform_device_count={max(1, cores or 1)}"
-        os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,22 +380,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": command_run, "compare": command_compare}
     prog = f"kldiv {args.command}"
     try:
-        use_every_core()
-        enable_compilation_cache()
+        from kldiv.runtime import configure
+
+        configure()
         return commands[args.command](args, console)
-    except (ValueError, TypeError, FileExistsError) as err:
+    except ConfigError as err:
+        message = str(err).removeprefix(f"{err.field}: ")
+        print(f"{prog}: error: {flag_of(err.field)}: {message}", file=sys.stderr)
+        return 2
+    except FileExistsError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; nothing was saved", file=sys.stderr)
         return 130
-    except Exception as err:  # a failed run (e.g. diverged): one line, no traceback
-        from kldiv.train import NonFiniteLossError
-
-        if isinstance(err, NonFiniteLossError | OSError):
-            print(f"{prog}: error: {err}", file=sys.stderr)
-            return 1
-        raise
+    except (RunFailed, OSError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
 
 
 def console_main() -> NoReturn:
@@ -315,4 +404,6 @@ def console_main() -> NoReturn:
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
+    import os
+
     os._exit(code)

@@ -1,40 +1,20 @@
 """Frozen configuration for the tutorial experiment: every default is the tutorial's, as a named field.
 
-`BlobsConfig` describes the data, `TrainConfig` the model and its training. Both are validated on
-construction, so a bad value fails at the edge with one message naming the field, what was expected and
-what was received; both are hashable, so a `TrainConfig` can be a static argument of a jitted program.
+`BlobsConfig` describes the data, `TrainConfig` the model, its objective and its training, with the
+optimizer as a nested config (`kldiv.optimizers`). All are validated on construction, so a bad value
+fails at the edge with one message naming the field, what was expected and what was received
+(`kldiv.checks.ConfigError`); all are hashable, so a `TrainConfig` can be a static argument of a
+jitted program, and `to_dict`/`from_dict` round-trip them through JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-INITIALIZERS = ("he_uniform", "glorot_uniform", "lecun_uniform")
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
-
-
-def _check_real(name: str, value: Any, low: float, high: float, *, open_low: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    bad_low = value <= low if open_low else value < low
-    if bad_low or value > high or value != value:
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name}: expected a number in {bracket}{low}, {high}], got {value}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name}: expected one of {listed}; got {value!r}")
+from kldiv.checks import ConfigError, ConfigTypeError, check_choice, check_int, check_real
+from kldiv.optimizers import SGD, Optimizer, optimizer_from_dict
 
 
 @dataclass(frozen=True)
@@ -53,34 +33,45 @@ class BlobsConfig:
     n_train: int = 500
 
     def __post_init__(self) -> None:
-        _check_int("n_samples", self.n_samples, 2)
-        _check_int("centers", self.centers, 2)
-        _check_int("n_features", self.n_features, 1)
-        _check_real("cluster_std", self.cluster_std, 0.0, float("inf"), open_low=True)
-        _check_int("random_state", self.random_state, 0)
-        _check_int("n_train", self.n_train, 1)
+        check_int("n_samples", self.n_samples, 2)
+        check_int("centers", self.centers, 2)
+        check_int("n_features", self.n_features, 1)
+        check_real("cluster_std", self.cluster_std, 0.0, float("inf"), open_low=True)
+        check_int("random_state", self.random_state, 0, 2**32 - 1)
+        check_int("n_train", self.n_train, 1)
         if self.n_train >= self.n_samples:
-            raise ValueError(
-                f"n_train: expected fewer than n_samples={self.n_samples} rows, got {self.n_train}"
+            raise ConfigError(
+                "n_train",
+                f"expected fewer than n_samples={self.n_samples} rows, got {self.n_train}",
             )
+        if not isinstance(self.center_box, tuple) or len(self.center_box) != 2:
+            raise ConfigTypeError("center_box", f"expected (low, high), got {self.center_box!r}")
         low, high = self.center_box
         if not low < high:
-            raise ValueError(
-                f"center_box: expected (low, high) with low < high, got {self.center_box}"
+            raise ConfigError(
+                "center_box", f"expected (low, high) with low < high, got {self.center_box}"
             )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlobsConfig:
+        """Inverse of `to_dict`."""
+        fields = _known_fields(cls, d, "data")
+        if "center_box" in fields:
+            fields["center_box"] = tuple(fields["center_box"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The model and how it is trained.
+    """The model, its objective and how it is trained.
 
-    Fields that change shapes or code (`loss`, `hidden`, `batch_size`, `epochs`, initialisers,
-    `activation`) are compiled into the program; `learning_rate` and `momentum` are only the defaults of
-    the per-run numbers that ride along as traced values (`kldiv.train.Hyper`).
+    Every field changes shapes or code and is compiled into the program, except the optimizer's
+    numbers, which are the defaults of per-run values that ride along as traced arrays.
 
     Defaults: the tutorial's Keras model, Dense(50, relu, he_uniform) -> Dense(3, softmax,
-    glorot_uniform), zero biases, SGD(learning_rate=0.01, momentum=0.9), batch 32 reshuffled each
-    epoch, 100 epochs, loss 'kullback_leibler_divergence'.
+    glorot_uniform), zero biases, SGD(learning_rate=0.01, momentum=0.9) in Keras' form, batch 32
+    reshuffled each epoch, 100 epochs, loss 'kullback_leibler_divergence' (stored by its canonical
+    name, 'kl').
     """
 
     loss: str = "kullback_leibler_divergence"
@@ -90,35 +81,81 @@ class TrainConfig:
     output_init: str = "glorot_uniform"
     epochs: int = 100
     batch_size: int = 32
-    learning_rate: float = 0.01
-    momentum: float = 0.9
     shuffle: bool = True
+    optimizer: Optimizer = field(default_factory=SGD)
 
     def __post_init__(self) -> None:
-        from kldiv.losses import canonical_loss_name
+        from kldiv.model import ACTIVATION_FNS, INIT_LIMITS
 
-        canonical_loss_name(self.loss)  # raises with the list of choices
+        # Aliases are resolved once, here: equal configs are equal programs and equal records.
+        object.__setattr__(self, "loss", canonical_loss(self.loss))
         if not isinstance(self.hidden, tuple):
-            raise TypeError(f"hidden: expected a tuple of layer widths, got {self.hidden!r}")
+            raise ConfigTypeError(
+                "hidden", f"expected a tuple of layer widths, got {self.hidden!r}"
+            )
         for width in self.hidden:
-            _check_int("hidden", width, 1)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("hidden_init", self.hidden_init, INITIALIZERS)
-        _check_choice("output_init", self.output_init, INITIALIZERS)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_real("learning_rate", self.learning_rate, 0.0, float("inf"), open_low=True)
-        _check_real("momentum", self.momentum, 0.0, 1.0, open_low=False)
+            check_int("hidden", width, 1)
+        check_choice("activation", self.activation, tuple(ACTIVATION_FNS))
+        check_choice("hidden_init", self.hidden_init, tuple(INIT_LIMITS))
+        check_choice("output_init", self.output_init, tuple(INIT_LIMITS))
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
         if not isinstance(self.shuffle, bool):
-            raise TypeError(f"shuffle: expected True or False, got {self.shuffle!r}")
+            raise ConfigTypeError("shuffle", f"expected True or False, got {self.shuffle!r}")
+        if not isinstance(self.optimizer, Optimizer):
+            raise ConfigTypeError(
+                "optimizer", f"expected a kldiv.optimizers config, got {self.optimizer!r}"
+            )
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`."""
+        fields = _known_fields(cls, d, "train")
+        if "hidden" in fields:
+            fields["hidden"] = tuple(fields["hidden"])
+        if "optimizer" in fields:
+            fields["optimizer"] = optimizer_from_dict(fields["optimizer"])
+        return cls(**fields)
+
+
+def canonical_loss(name: str) -> str:
+    """The canonical training-loss name of `name` or an alias (`kldiv.losses.canonical_loss_name`).
+
+    Raises:
+      ConfigError: not a loss name; the message lists the choices (ConfigTypeError: not a string).
+    """
+    from kldiv.losses import canonical_loss_name
+
+    try:
+        return canonical_loss_name(name)
+    except TypeError as err:
+        raise ConfigTypeError("loss", str(err).removeprefix("loss: ")) from None
+    except ValueError as err:
+        raise ConfigError("loss", str(err).removeprefix("loss: ")) from None
+
 
 def to_dict(config: BlobsConfig | TrainConfig) -> dict[str, Any]:
-    """JSON-ready fields of a config (tuples become lists)."""
-    return {
-        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
-    }
+    """JSON-ready fields of a config (tuples become lists, the optimizer a mapping with its name)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Optimizer):
+            value = value.to_dict()
+        out[f.name] = value
+    return out
+
+
+def _known_fields(cls: type, d: Any, what: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise ConfigTypeError(what, f"expected a mapping of fields, got {d!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(what, f"expected fields among {sorted(names)}, got {unknown[0]!r}")
+    return dict(d)

@@ -8,20 +8,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from kldiv.checks import ConfigError
 from kldiv.config import BlobsConfig, TrainConfig, to_dict
 from kldiv.data import Dataset, blobs_dataset
-from kldiv.losses import canonical_loss_name
-from kldiv.train import ProgressFn, TrainResult, train
+from kldiv.engine import ProgressFn, TrainResult, train
 
 
 @dataclass(frozen=True)
 class Experiment:
     """What to train: the data, the model and its training, and the seeds (one run per seed).
 
-    `data_seed` lives in `data.random_state`; each training seed derives the initial weights and every
+    `data.random_state` seeds the data; each training seed derives the initial weights and every
     epoch's shuffle. Defaults reproduce the tutorial with training seed 0.
     """
 
@@ -30,21 +31,31 @@ class Experiment:
     seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
-        if not self.seeds or any(
-            isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in self.seeds
+        if (
+            not isinstance(self.seeds, tuple)
+            or not self.seeds
+            or any(
+                isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32
+                for s in self.seeds
+            )
         ):
-            raise ValueError(
-                f"seeds: expected a non-empty tuple of integers in [0, 2**32), got {self.seeds!r}"
+            raise ConfigError(
+                "seeds", f"expected a non-empty tuple of integers in [0, 2**32), got {self.seeds!r}"
             )
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: expected distinct seeds, got {self.seeds!r}")
+            raise ConfigError("seeds", f"expected distinct seeds, got {self.seeds!r}")
 
-    def to_dict(self) -> dict:
-        return {
-            "data": to_dict(self.data),
-            "train": {**to_dict(self.train), "loss": canonical_loss_name(self.train.loss)},
-            "seeds": list(self.seeds),
-        }
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": to_dict(self.data), "train": to_dict(self.train), "seeds": list(self.seeds)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Experiment:
+        """Inverse of `to_dict` (other keys, such as a record's "command", are ignored)."""
+        return cls(
+            data=BlobsConfig.from_dict(d.get("data", {})),
+            train=TrainConfig.from_dict(d.get("train", {})),
+            seeds=tuple(d.get("seeds", (0,))),
+        )
 
 
 def dataset(experiment: Experiment) -> Dataset:
@@ -55,7 +66,7 @@ def dataset(experiment: Experiment) -> Dataset:
 def run(
     experiment: Experiment, *, epoch_chunk: int | None = None, on_progress: ProgressFn | None = None
 ) -> TrainResult:
-    """Train every seed of `experiment`; see `kldiv.train.train` for the result's layout."""
+    """Train every seed of `experiment`; see `kldiv.engine.train` for the result's layout."""
     return train(
         experiment.train,
         dataset(experiment),
@@ -66,21 +77,23 @@ def run(
 
 
 def compare(
-    experiment: Experiment, losses: Sequence[str], *, on_progress: ProgressFn | None = None
+    experiment: Experiment,
+    arms: Mapping[str, TrainConfig],
+    *,
+    on_progress: ProgressFn | None = None,
 ) -> dict[str, TrainResult]:
-    """Run `experiment` once per loss on the same seeds (paired: same seed, same initial weights and
-    same data order for every loss). Keys are canonical loss names in the given order."""
-    names = [canonical_loss_name(name) for name in losses]
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise ValueError(f"losses: expected at least two different losses, got {list(losses)!r}")
+    """Train every arm (name -> training config) on the experiment's data and seeds, paired: the
+    same seed gives every arm the same initial weights and data order wherever their models have
+    the same shapes. Keys keep the order of `arms`; the first is the baseline of a comparison."""
+    if len(arms) < 2:
+        raise ConfigError("arms", f"expected at least two arms, got {list(arms)!r}")
     data = dataset(experiment)
     results = {}
-    for i, name in enumerate(names):
+    for i, (name, config) in enumerate(arms.items()):
 
         def progress(done: int, total: int, i: int = i) -> None:
             if on_progress is not None:
-                on_progress(i * total + done, len(names) * total)
+                on_progress(i * total + done, len(arms) * total)
 
-        config = experiment.train.replace(loss=name)
         results[name] = train(config, data, experiment.seeds, on_progress=progress)
     return results

@@ -1,13 +1,15 @@
-"""The multilayer perceptron: initialisation and forward pass for one example batch.
+"""The multilayer perceptron: a frozen description (`MLP`) with `init` and `apply`.
 
-Parameters are a tuple of `(W, b)` layers with `W` shaped (fan_in, fan_out) and `b` (fan_out,), float32,
-so a whole model is a plain pytree that `jax.vmap` can stack along a leading seed axis.
+Parameters are a tuple of `(W, b)` layers with `W` shaped (fan_in, fan_out) and `b` (fan_out,),
+float32: a plain pytree that `jax.vmap` stacks along a leading run axis. The description (widths,
+activation, initialisers) is static and hashable; it travels with the weights in every run record.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -21,55 +23,49 @@ ACTIVATION_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sigmoid": jax.nn.sigmoid,
 }
 
-
-def init_limit(name: str, fan_in: int, fan_out: int) -> float:
-    """Half-width of the uniform initialiser `name` (Keras' definitions).
-
-    he_uniform: sqrt(6 / fan_in); glorot_uniform: sqrt(6 / (fan_in + fan_out)); lecun_uniform:
-    sqrt(3 / fan_in).
-    """
-    if name == "he_uniform":
-        return (6.0 / fan_in) ** 0.5
-    if name == "glorot_uniform":
-        return (6.0 / (fan_in + fan_out)) ** 0.5
-    if name == "lecun_uniform":
-        return (3.0 / fan_in) ** 0.5
-    raise ValueError(
-        f"initializer: expected 'he_uniform', 'glorot_uniform' or 'lecun_uniform', got {name!r}"
-    )
+# Half-width of each uniform initialiser, Keras' definitions, from (fan_in, fan_out).
+INIT_LIMITS: dict[str, Callable[[int, int], float]] = {
+    "he_uniform": lambda fan_in, fan_out: (6.0 / fan_in) ** 0.5,
+    "glorot_uniform": lambda fan_in, fan_out: (6.0 / (fan_in + fan_out)) ** 0.5,
+    "lecun_uniform": lambda fan_in, fan_out: (3.0 / fan_in) ** 0.5,
+}
 
 
-def layer_sizes(n_features: int, hidden: tuple[int, ...], n_classes: int) -> tuple[int, ...]:
-    """Widths from input to output, e.g. (2, 50, 3) for the tutorial."""
-    return (n_features, *hidden, n_classes)
+@dataclass(frozen=True)
+class MLP:
+    """Dense layers of widths `sizes` (input first, e.g. (2, 50, 3)), `activation` between them and
+    none after the last (logits; the softmax belongs to the loss). Kernels are uniform with the
+    `hidden_init` / `output_init` limits, biases zero."""
 
+    sizes: tuple[int, ...]
+    activation: str = "relu"
+    hidden_init: str = "he_uniform"
+    output_init: str = "glorot_uniform"
 
-def init_mlp(key: jax.Array, sizes: tuple[int, ...], hidden_init: str, output_init: str) -> Params:
-    """Uniform weights (hidden layers `hidden_init`, last layer `output_init`), zero biases.
+    def init(self, key: jax.Array) -> Params:
+        """Initial weights from one typed PRNG key.
 
-    One draw of U(-1, 1) for all kernels, in layer order, each slice scaled by its layer's limit:
-    a single random-bits call, which keeps the compiled program small (each call site of
-    `jax.random` costs XLA:CPU about half a second of compilation).
-    """
-    shapes = list(itertools.pairwise(sizes))
-    u = jax.random.uniform(key, (sum(i * o for i, o in shapes),), jnp.float32, -1.0, 1.0)
-    layers, start = [], 0
-    for i, (fan_in, fan_out) in enumerate(shapes):
-        name = output_init if i == len(shapes) - 1 else hidden_init
-        limit = init_limit(name, fan_in, fan_out)
-        w = limit * u[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
-        layers.append((w, jnp.zeros((fan_out,), jnp.float32)))
-        start += fan_in * fan_out
-    return tuple(layers)
+        One draw of U(-1, 1) for all kernels, in layer order, each slice scaled by its layer's
+        limit: a single random-bits call, which keeps the compiled program small (each call site of
+        `jax.random` costs XLA:CPU about half a second of compilation).
+        """
+        shapes = list(itertools.pairwise(self.sizes))
+        u = jax.random.uniform(key, (sum(i * o for i, o in shapes),), jnp.float32, -1.0, 1.0)
+        layers, start = [], 0
+        for i, (fan_in, fan_out) in enumerate(shapes):
+            name = self.output_init if i == len(shapes) - 1 else self.hidden_init
+            w = INIT_LIMITS[name](fan_in, fan_out) * u[start : start + fan_in * fan_out]
+            layers.append((w.reshape(fan_in, fan_out), jnp.zeros((fan_out,), jnp.float32)))
+            start += fan_in * fan_out
+        return tuple(layers)
 
-
-def apply_mlp(params: Params, x: jax.Array, activation: str = "relu") -> jax.Array:
-    """Logits (..., classes) for inputs x (..., features); the softmax belongs to the loss."""
-    act = ACTIVATION_FNS[activation]
-    h = x
-    for w, b in params[:-1]:
-        h = act(_affine(h, w, b))
-    return _affine(h, *params[-1])
+    def apply(self, params: Params, x: jax.Array) -> jax.Array:
+        """Logits (..., classes) for inputs x (..., features)."""
+        act = ACTIVATION_FNS[self.activation]
+        h = x
+        for w, b in params[:-1]:
+            h = act(_affine(h, w, b))
+        return _affine(h, *params[-1])
 
 
 def _affine(h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:

@@ -1,0 +1,338 @@
+"""How many runs execute: chunks of runs on devices, in rounds, with progress and per-run divergence.
+
+One compiled call trains one chunk of runs on each device for a block of epochs, the devices
+concurrently; the runs of a chunk are either vmapped (the generic path, `kldiv.engine.run`) or laid
+out with the run axis last (`kldiv.engine.lanes`, for the configurations it supports on CPU).
+A seed's result never depends on the other seeds requested:
+  * generic: batched kernels choose their order of operations by shape, so every chunk has the
+    same size (GENERIC_CHUNK runs, the last one padded);
+  * lanes: nothing mixes runs, and every chunk is a multiple of MIN_LANES runs (powers of two
+    from MIN_LANES to LANES_CHUNK, the last chunk padded), so each run is a lane of whole vectors
+    on every x86-64 instruction set; see MIN_LANES.
+A run whose history, final metrics or weights become non-finite is recorded as diverged (with the
+epoch); the other runs finish.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from kldiv.config import TrainConfig
+from kldiv.data import Dataset
+from kldiv.engine import lanes
+from kldiv.engine.run import Run, State, evaluate, init, train_epochs
+from kldiv.model import Params
+from kldiv.objectives import final_keys, history_keys
+
+ProgressFn = Callable[[int, int], None]
+
+GENERIC_CHUNK = 25
+LANES_CHUNK = 64
+# XLA:CPU drops an axis of length 1 and vectorises another one instead, which on AVX-512 changes
+# the last bit of some results: a chunk of one run is padded to two.
+MIN_LANES = 16
+PATHS = ("auto", "lanes", "generic")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of `train` for S runs (numpy arrays, run axis first).
+
+    seeds (S,) int64; params: the model pytree with a leading (S,) axis; history: the objective's
+    history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy`) -> (S, epochs); final: `train_*`
+    and `test_*` of each metric -> (S,), the final weights on the training and test sets;
+    hyperparameters: the optimizer's numbers -> (S,) float32, as each run used them; diverged (S,)
+    int64: the first epoch (from 1) after which a run's history, final metrics or weights held a
+    non-finite value, 0 for runs that never did; path: 'lanes' or 'generic'; chunk: runs per
+    compiled chunk.
+    """
+
+    seeds: np.ndarray
+    params: Params
+    history: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    hyperparameters: dict[str, np.ndarray]
+    diverged: np.ndarray
+    path: str
+    chunk: int
+
+    def run(self, i: int) -> TrainResult:
+        """The i-th run alone, keeping a run axis of length 1."""
+        pick = slice(i, i + 1)
+        return TrainResult(
+            self.seeds[pick],
+            jax.tree.map(lambda a: a[pick], self.params),
+            {k: v[pick] for k, v in self.history.items()},
+            {k: v[pick] for k, v in self.final.items()},
+            {k: v[pick] for k, v in self.hyperparameters.items()},
+            self.diverged[pick],
+            self.path,
+            self.chunk,
+        )
+
+    @property
+    def healthy(self) -> np.ndarray:
+        """(S,) bool: the runs that did not diverge."""
+        return self.diverged == 0
+
+
+# Per-chunk programs (traced inside `_program`, which compiles them once for a set of devices).
+# An epochs program also evaluates the training set with the weights it ends with, so the last call
+# gives the final metrics (the test set's are the last validation row) without a program of its own.
+def _generic_init(seeds: jax.Array, hyper: dict[str, jax.Array], *, run: Run) -> State:
+    return jax.vmap(functools.partial(init, run))(seeds, hyper)
+
+
+def _generic_epochs(
+    state: State, data: Dataset, *, run: Run, n_epochs: int
+) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
+    epochs = functools.partial(train_epochs, run, data=data, n_epochs=n_epochs)
+    state, history = jax.vmap(epochs)(state)
+    on_train = jax.vmap(lambda p: evaluate(run, p, data.x_train, data.y_train))(state.params)
+    return state, history, on_train
+
+
+def _lanes_init(seeds: jax.Array, hyper: dict[str, jax.Array], *, run: Run) -> State:
+    state = _generic_init(seeds, hyper, run=run)
+    return state._replace(
+        params=lanes.to_runs_last(state.params), opt_state=lanes.to_runs_last(state.opt_state)
+    )
+
+
+def _lanes_epochs(
+    state: State, data: Dataset, *, run: Run, n_epochs: int
+) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
+    state, history = lanes.train_epochs(run, state, data, n_epochs)
+    on_train = lanes.evaluate(run, state.params, data.x_train, data.y_train)
+    return state, {k: v.T for k, v in history.items()}, on_train  # history (runs, epochs)
+
+
+_PROGRAMS = {
+    "generic": {"init": _generic_init, "epochs": _generic_epochs},
+    "lanes": {"init": _lanes_init, "epochs": _lanes_epochs},
+}
+_COMPILER_OPTIONS = {"generic": None, "lanes": lanes.COMPILER_OPTIONS}
+
+
+@functools.lru_cache(maxsize=64)
+def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> Callable:
+    """One chunk's `kind` program compiled once for `devices`, each running one chunk.
+
+    Called as program(chunked, whole) with two tuples of arguments: every leaf of `chunked` carries
+    a leading (devices,) axis split over the devices; `whole` (the data, if any) is replicated.
+    """
+    fn = functools.partial(_PROGRAMS[path][kind], run=run, **static)
+    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
+    split, whole = jax.sharding.PartitionSpec("chunk"), jax.sharding.PartitionSpec()
+
+    def per_device(chunked: tuple, whole: tuple) -> Any:
+        mine = jax.tree.map(lambda a: a[0], chunked)  # this device's chunk
+        return jax.tree.map(lambda a: a[None], fn(*mine, *whole))
+
+    spread = jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(split, whole),
+        out_specs=split,
+        check_vma=False,  # per-device programs: no collectives
+    )
+    return jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
+
+
+def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
+    """'lanes' where it supports `config` on `data` (for 'auto'), else 'generic'.
+
+    Raises:
+      ValueError: `path` is not one of PATHS, or 'lanes' was asked for what it does not support.
+    """
+    if path not in PATHS:
+        raise ValueError(f"path: expected one of {', '.join(map(repr, PATHS))}, got {path!r}")
+    if path == "generic":
+        return path
+    reason = lanes.unsupported(config, data)
+    if reason is None:
+        return "lanes"
+    if path == "lanes":
+        raise ValueError(f"path: 'lanes' does not support {reason}")
+    return "generic"
+
+
+def chunk_size(path: str, n_runs: int, n_devices: int) -> int:
+    """Runs per compiled chunk for `n_runs` runs over `n_devices` devices."""
+    if path == "generic":
+        return GENERIC_CHUNK
+    per_device = -(-n_runs // n_devices)
+    return max(MIN_LANES, min(LANES_CHUNK, 1 << max(0, per_device - 1).bit_length()))
+
+
+def _check_seeds(seeds: Sequence[int]) -> np.ndarray:
+    array = np.asarray(seeds)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"seeds: expected a non-empty sequence of integers, got {seeds!r}")
+    if array.min() < 0 or array.max() > np.iinfo(np.uint32).max:
+        raise ValueError(f"seeds: expected integers in [0, 2**32), got {seeds!r}")
+    return array.astype(np.uint32)
+
+
+def _check_data(data: Dataset) -> Dataset:
+    for name, array in data._asdict().items():
+        if np.ndim(array) != 2:
+            raise ValueError(f"data.{name}: expected a 2-D array, got shape {np.shape(array)}")
+    for x_or_y, what in (("x", "features"), ("y", "classes")):
+        train, val = getattr(data, f"{x_or_y}_train"), getattr(data, f"{x_or_y}_val")
+        if train.shape[1] != val.shape[1]:
+            raise ValueError(
+                f"data.{x_or_y}_val: expected {train.shape[1]} {what} like {x_or_y}_train, "
+                f"got {val.shape[1]}"
+            )
+    return Dataset(*(np.asarray(a, np.float32) for a in data))
+
+
+def _per_run_hyperparameters(
+    config: TrainConfig, values: Mapping[str, Sequence[float]] | None, n_runs: int
+) -> dict[str, np.ndarray]:
+    """Every optimizer hyperparameter as (n_runs,) float32: `values` where given, else the config's."""
+    defaults = config.optimizer.hyperparameters
+    values = dict(values or {})
+    out = {}
+    for name, default in defaults.items():
+        given = values.pop(name, None)
+        array = np.full(n_runs, default) if given is None else np.asarray(given, np.float64)
+        if array.shape != (n_runs,):
+            raise ValueError(f"{name}: expected {n_runs} values (one per seed), got {array.shape}")
+        for v in np.unique(array):  # validated like the config field
+            config.optimizer.replace(**{name: float(v)})
+        out[name] = array.astype(np.float32)
+    if values:
+        name = sorted(values)[0]
+        config.optimizer.replace(**{name: 0.0})  # raises: not a hyperparameter of this optimizer
+    return out
+
+
+def _first_bad_epoch(history: dict[str, np.ndarray]) -> np.ndarray:
+    """(runs,) the first epoch (from 1) with a non-finite history value, 0 where there is none."""
+    bad = np.zeros_like(next(iter(history.values())), dtype=bool)
+    for values in history.values():
+        bad |= ~np.isfinite(values)
+    return np.where(bad.any(axis=1), bad.argmax(axis=1) + 1, 0)
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset,
+    seeds: Sequence[int],
+    *,
+    hyperparameters: Mapping[str, Sequence[float]] | None = None,
+    epoch_chunk: int | None = None,
+    on_progress: ProgressFn | None = None,
+    devices: Sequence[Any] | None = None,
+    path: str = "auto",
+) -> TrainResult:
+    """Train one run per seed and return weights, history, final metrics and divergence.
+
+    Args:
+      config: model, objective and training (static: changing it recompiles).
+      data: training and validation arrays, shared by every run.
+      seeds: one integer per run in [0, 2**32); seed s derives the initial weights, every epoch's
+        shuffle and every step's noise, so the same seed always gives the same run.
+      hyperparameters: optional per-run values of the optimizer's numbers, name -> one value per
+        seed (default: the config's); traced, so a grid of them reuses one compiled program.
+      epoch_chunk: epochs per compiled call; smaller values give `on_progress` more ticks and stop
+        sooner when every run has diverged, without changing any result.
+      on_progress: called as on_progress(units_done, units_total) after each call, where a unit is
+        one epoch of one chunk of runs.
+      devices: the devices to spread chunks over (default `jax.local_devices()`; see
+        `kldiv.runtime.configure` for one CPU device per core).
+      path: 'auto' (the lanes accelerator where it supports the config, else generic), 'lanes'
+        (raises where unsupported) or 'generic'. The two agree to float32 rounding, not bitwise.
+    """
+    seed_array = _check_seeds(seeds)
+    data = _check_data(data)
+    n_runs = seed_array.size
+    hyper = _per_run_hyperparameters(config, hyperparameters, n_runs)
+    path = choose_path(path, config, data)
+    run = Run.of(config, data.n_features, data.n_classes)
+    block = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
+    all_devices = tuple(jax.local_devices() if devices is None else devices)
+    chunk = chunk_size(path, n_runs, len(all_devices))
+    n_chunks = -(-n_runs // chunk)
+    devices = all_devices[: min(len(all_devices), n_chunks)]
+    per_round = len(devices) * chunk
+    n_rounds = -(-n_chunks // len(devices))
+    total = n_chunks * config.epochs
+    pad = n_rounds * per_round - n_runs
+
+    def rounds(a: np.ndarray) -> np.ndarray:
+        # (rounds, devices, chunk): padding repeats the last run; its results are dropped
+        return np.concatenate([a, np.repeat(a[-1:], pad)]).reshape(n_rounds, len(devices), chunk)
+
+    all_seeds = rounds(seed_array)
+    all_hyper = {k: rounds(v) for k, v in hyper.items()}
+    hist_keys, fin_keys = history_keys(run.metric_names), final_keys(run.metric_names)
+    init_program = _program(path, "init", devices, run)
+    params_out, history_out, final_out = [], [], []
+    units_done = 0
+    for r in range(n_rounds):
+        n_real = min(per_round, n_runs - r * per_round)
+        state = init_program((all_seeds[r], {k: v[r] for k, v in all_hyper.items()}), ())
+        blocks: list[dict[str, np.ndarray]] = []
+        done = 0
+        while done < config.epochs:
+            n_epochs = min(block, config.epochs - done)
+            program = _program(path, "epochs", devices, run, n_epochs=n_epochs)
+            state, history, on_train = program((state,), (data,))
+            blocks.append({k: v.reshape(per_round, -1) for k, v in jax.device_get(history).items()})
+            done += n_epochs
+            if done < config.epochs and _first_bad_epoch(blocks[-1])[:n_real].all():
+                # every real run of this round has diverged: the rest of the round is NaN
+                rest = config.epochs - done
+                blocks.append({k: np.full((per_round, rest), np.nan) for k in blocks[-1]})
+                n_epochs, done = n_epochs + rest, config.epochs
+            units_done += n_epochs * min(len(devices), -(-n_real // chunk))
+            if on_progress is not None:
+                on_progress(units_done, total)
+        params = jax.device_get(state.params)
+        if path == "lanes":  # (devices, ..., chunk) -> (devices, chunk, ...)
+            params = jax.tree.map(lambda a: np.moveaxis(a, -1, 1), params)
+        params_out.append(jax.tree.map(lambda a: a.reshape(per_round, *a.shape[2:]), params))
+        history = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in hist_keys}
+        history_out.append(history)
+        on_train = {k: np.reshape(v, -1) for k, v in jax.device_get(on_train).items()}
+        final = {f"train_{m}": on_train[m] for m in run.metric_names}
+        final |= {f"test_{m}": history[f"val_{m}"][:, -1] for m in run.metric_names}
+        final_out.append({k: final[k] for k in fin_keys})
+
+    keep = slice(0, n_runs)
+    params = jax.tree.map(lambda *a: np.concatenate(a)[keep], *params_out)
+    history = {k: np.concatenate([h[k] for h in history_out])[keep] for k in hist_keys}
+    final = {k: np.concatenate([f[k] for f in final_out])[keep] for k in fin_keys}
+    return TrainResult(
+        seeds=seed_array.astype(np.int64),
+        params=params,
+        history=history,
+        final=final,
+        hyperparameters=hyper,
+        diverged=_diverged(history, final, params, config.epochs),
+        path=path,
+        chunk=chunk,
+    )
+
+
+def _diverged(
+    history: dict[str, np.ndarray], final: dict[str, np.ndarray], params: Params, epochs: int
+) -> np.ndarray:
+    """(runs,) first epoch with a non-finite history value; `epochs` where only the final metrics
+    or weights are non-finite (the last update broke them); 0 for healthy runs."""
+    first = _first_bad_epoch(history)
+    broken = np.zeros(first.shape, bool)
+    for values in final.values():
+        broken |= ~np.isfinite(values)
+    for leaf in jax.tree.leaves(params):
+        broken |= ~np.isfinite(leaf.reshape(leaf.shape[0], -1)).all(axis=1)
+    return np.where((first == 0) & broken, epochs, first).astype(np.int64)

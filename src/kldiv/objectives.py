@@ -1,0 +1,56 @@
+"""Objectives: what a run minimises and what it measures, per example.
+
+An objective names its metrics (`metric_names`, the first is always "loss", the value minimised);
+those names become the history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy` for the
+classifier, Keras' names) and the final metrics (`train_loss`, ..., `test_accuracy`). Called as
+`objective(model, params, x, y, key)` it returns each metric per example, shape (rows,); the
+training step averages them over a batch's real rows and differentiates the mean "loss". `key` is a
+per-step typed PRNG key for objectives with `needs_key` (a VAE's reparameterisation), else None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from kldiv.losses import get_loss
+from kldiv.model import MLP, Params
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Softmax classification against target distributions (one-hot or soft).
+
+    loss: a training-loss name from `kldiv.losses.LOSSES` (canonical), applied to the logits and
+    the target probabilities: `loss(logits, targets, axis=axis)` per row. accuracy: 1 where the
+    predicted class is the target's most probable class (ties: the lowest index), else 0.
+    """
+
+    loss: str
+    metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
+    needs_key: ClassVar[bool] = False
+
+    def metrics(self, logits: jax.Array, targets: jax.Array, *, axis: int = -1) -> dict[str, Any]:
+        """Per-example metrics from logits and targets of equal shape; `axis` is the class axis."""
+        per_example = get_loss(self.loss)(logits, targets, axis=axis)
+        hits = jnp.argmax(logits, axis=axis) == jnp.argmax(targets, axis=axis)
+        return {"loss": per_example, "accuracy": hits.astype(per_example.dtype)}
+
+    def __call__(
+        self, model: MLP, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None
+    ) -> dict[str, Any]:
+        del key  # deterministic
+        return self.metrics(model.apply(params, x), y)
+
+
+def history_keys(metric_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Keras' history names: the training running means, then `val_` of each."""
+    return (*metric_names, *(f"val_{m}" for m in metric_names))
+
+
+def final_keys(metric_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Final metrics of the returned weights: `train_` of each, then `test_` of each."""
+    return (*(f"train_{m}" for m in metric_names), *(f"test_{m}" for m in metric_names))

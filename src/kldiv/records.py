@@ -1,0 +1,345 @@
+"""Run records: the directories a command leaves behind, written atomically, and read back.
+
+A run directory (`kldiv run`) holds
+  config.json        the experiment (data, training, seeds), the command, the training path
+  environment.json   Python, platform, package versions, JAX devices
+  history.json/.csv  per-epoch values of the objective's history keys (Keras' names)
+  metrics.json       final metrics per seed, their means over healthy runs, diverged runs
+  model.safetensors  the weights (a leading run axis when several seeds ran), config as metadata
+  plot.png           loss (top) and accuracy (bottom), train and test
+A comparison directory (`kldiv compare`) holds config.json, environment.json, stats.json, a history
+and metrics per arm, the figures and report.html.
+
+Every directory is assembled in a hidden staging directory beside its final place and renamed into
+place only when every file is written, so an interrupted or failed save leaves no partial directory
+and never overwrites an earlier run. Models are safetensors (no pickle). Nothing here computes
+statistics or draws: callers pass what to write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kldiv.engine.runner import TrainResult
+from kldiv.experiment import Experiment
+from kldiv.model import Params
+
+PACKAGES = ("kldiv", "jax", "jaxlib", "optax", "numpy", "scipy", "matplotlib", "safetensors")
+
+
+# --------------------------------------------------------------------------------------------------
+# Files and directories
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` through a temporary file and a rename; refuses to replace a file."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path}: expected a new file, but it already exists")
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 -> the user's usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """`obj` as indented JSON, atomically."""
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+class RunDir:
+    """A new run directory, assembled in a hidden staging directory and renamed into place on success.
+
+    Use as a context manager: write files under `run.staging`; when the block ends without an
+    exception the directory becomes `root/<timestamp>-<name>` (with `-1`, `-2`, ... if that name is
+    taken) and `run.path` holds it. On an exception (Ctrl-C included) the staging directory is removed.
+    """
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.staging = Path()
+        self.path: Path | None = None
+
+    def __enter__(self) -> RunDir:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(
+            tempfile.mkdtemp(dir=self.root, prefix=f".{self.name}-", suffix=".partial")
+        )
+        return self
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for k in range(1000):
+            final = self.root / (f"{stamp}-{self.name}" + (f"-{k}" if k else ""))
+            try:
+                final.mkdir()  # claims the name; fails if any earlier run holds it
+            except FileExistsError:
+                continue
+            os.chmod(self.staging, 0o777 & ~_umask())  # mkdtemp's private 0700 -> usual mode
+            os.replace(self.staging, final)  # rename onto the empty directory just claimed
+            self.path = final
+            return
+        shutil.rmtree(self.staging, ignore_errors=True)
+        raise FileExistsError(f"out: could not find a free run directory name under {self.root}")
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform, package versions and JAX devices, for the run record."""
+    import jax
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "jax_backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "argv": sys.argv,
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights
+
+
+def params_tensors(params: Params) -> dict[str, np.ndarray]:
+    """Flat safetensors names: `layers.{i}.kernel` (.., fan_in, fan_out) and `layers.{i}.bias`."""
+    tensors = {}
+    for i, (w, b) in enumerate(params):
+        tensors[f"layers.{i}.kernel"] = np.ascontiguousarray(w, np.float32)
+        tensors[f"layers.{i}.bias"] = np.ascontiguousarray(b, np.float32)
+    return tensors
+
+
+def save_params(path: Path, params: Params, metadata_: Mapping[str, str] | None = None) -> None:
+    """Save a model (or a stack of models with a leading run axis) as safetensors, atomically."""
+    from safetensors.numpy import save
+
+    write_atomic(path, save(params_tensors(params), metadata=dict(metadata_ or {})))
+
+
+def load_params(path: Path) -> Params:
+    """Inverse of `save_params`: a tuple of (kernel, bias) numpy arrays."""
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(path))
+    n = len(tensors) // 2
+    try:
+        return tuple((tensors[f"layers.{i}.kernel"], tensors[f"layers.{i}.bias"]) for i in range(n))
+    except KeyError as err:
+        raise ValueError(f"{path}: expected kldiv layer tensors, missing {err}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Histories: Keras' key names, JSON and CSV
+
+
+def _as_runs(history: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every key as a (runs, epochs) float64 array."""
+    return {k: np.atleast_2d(np.asarray(v, np.float64)) for k, v in history.items()}
+
+
+def history_json(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> str:
+    """JSON text: {"seeds": [...], "epochs": E, "loss": [...] or [[...], ...], ...}.
+
+    With one seed each key holds a flat list (exactly Keras' `History.history`); with several, one list
+    per seed in the order of `seeds`. Non-finite values become null.
+    """
+    runs = _as_runs(history)
+
+    def clean(row: np.ndarray) -> list[float | None]:
+        return [float(v) if np.isfinite(v) else None for v in row]
+
+    single = len(seeds) == 1
+    epochs = next(iter(runs.values())).shape[1]
+    doc: dict[str, object] = {"seeds": [int(s) for s in seeds], "epochs": epochs}
+    for key, values in runs.items():
+        doc[key] = clean(values[0]) if single else [clean(row) for row in values]
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def history_csv(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> str:
+    """CSV text with header `seed,epoch,<history keys>`, one row per run and epoch (from 0)."""
+    runs = _as_runs(history)
+    keys = list(runs)
+    out = io.StringIO()
+    out.write(",".join(("seed", "epoch", *keys)) + "\n")
+    for r, seed in enumerate(seeds):
+        for e in range(runs[keys[0]].shape[1]):
+            values = ",".join(repr(float(runs[k][r, e])) for k in keys)
+            out.write(f"{int(seed)},{e},{values}\n")
+    return out.getvalue()
+
+
+def load_history_json(text: str) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Inverse of `history_json`: arrays shaped (runs, epochs) and the seeds."""
+    doc = json.loads(text)
+    seeds = [int(s) for s in doc["seeds"]]
+    history = {}
+    for key, values in doc.items():
+        if key in ("seeds", "epochs"):
+            continue
+        history[key] = np.array(values, dtype=np.float64).reshape(len(seeds), -1)  # null -> nan
+    return history, seeds
+
+
+# --------------------------------------------------------------------------------------------------
+# Run and comparison directories
+
+
+def _record(experiment: Experiment, command: str, result: TrainResult) -> dict[str, Any]:
+    # The generic path's bits depend on its chunk size, the lanes path's on nothing else.
+    training = {"path": result.path, "chunk": result.chunk}
+    return {"command": command, **experiment.to_dict(), "training": training}
+
+
+def metrics_record(result: TrainResult) -> dict[str, Any]:
+    """Final metrics per seed, their means over the healthy runs, and the diverged runs."""
+    healthy = result.healthy
+    return {
+        "seeds": [int(s) for s in result.seeds],
+        **{k: [_finite_or_none(v) for v in values] for k, values in result.final.items()},
+        "mean": {
+            k: float(np.mean(v[healthy], dtype=np.float64)) if healthy.any() else None
+            for k, v in result.final.items()
+        },
+        "diverged": [
+            {"seed": int(s), "epoch": int(e)}
+            for s, e in zip(result.seeds, result.diverged, strict=True)
+            if e
+        ],
+    }
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def save_run(
+    root: Path,
+    experiment: Experiment,
+    result: TrainResult,
+    *,
+    command: str,
+    figure_png: bytes | None = None,
+) -> Path:
+    """Write a new run directory under `root` and return its path."""
+    single = result.seeds.size == 1
+    seeds = [int(s) for s in result.seeds]
+    params = tuple((w[0], b[0]) for w, b in result.params) if single else result.params
+    with RunDir(root, "run") as run:
+        d = run.staging
+        write_json(d / "config.json", _record(experiment, command, result))
+        write_json(d / "environment.json", environment())
+        write_atomic(d / "history.json", history_json(result.history, seeds))
+        write_atomic(d / "history.csv", history_csv(result.history, seeds))
+        write_json(d / "metrics.json", metrics_record(result))
+        save_params(
+            d / "model.safetensors",
+            params,
+            {"kldiv_config": json.dumps(experiment.to_dict()), "run_axis": str(not single)},
+        )
+        if figure_png is not None:
+            write_atomic(d / "plot.png", figure_png)
+    assert run.path is not None
+    return run.path
+
+
+def save_comparison(
+    root: Path,
+    record: Mapping[str, Any],
+    results: Mapping[str, TrainResult],
+    *,
+    stats: Mapping[str, Any],
+    figures: Mapping[str, bytes],
+    report_html: str,
+) -> Path:
+    """Write a new comparison directory under `root` and return its path.
+
+    record: config.json's content; results: arm name -> its runs; stats: stats.json's content;
+    figures: name -> PNG bytes; report_html: the page.
+    """
+    with RunDir(root, "compare") as run:
+        d = run.staging
+        write_json(d / "config.json", dict(record))
+        write_json(d / "environment.json", environment())
+        write_json(d / "stats.json", dict(stats))
+        for name, r in results.items():
+            seeds = [int(s) for s in r.seeds]
+            write_atomic(d / f"history-{name}.json", history_json(r.history, seeds))
+            write_json(d / f"metrics-{name}.json", metrics_record(r))
+        for name, png in figures.items():
+            write_atomic(d / f"{name}.png", png)
+        write_atomic(d / "report.html", report_html)
+    assert run.path is not None
+    return run.path
+
+
+def comparison_record(
+    experiment: Experiment, command: str, results: Mapping[str, TrainResult], **extra: Any
+) -> dict[str, Any]:
+    """config.json of a comparison: the experiment, the command, the training path, `extra`."""
+    return _record(experiment, command, next(iter(results.values()))) | extra
+
+
+def load_run(path: Path) -> tuple[Experiment, Params]:
+    """The experiment and weights of a run directory written by `save_run`.
+
+    The weights always carry a leading run axis, one entry per seed of `experiment.seeds`.
+
+    Raises:
+      ValueError: `path` is not a kldiv run directory (the message names the file).
+    """
+    path = Path(path)
+    model = path / "model.safetensors"
+    if not model.is_file():
+        raise ValueError(f"{model}: expected a kldiv run's model file, but it does not exist")
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="numpy") as f:
+        meta = f.metadata() or {}
+    if "kldiv_config" not in meta:
+        raise ValueError(f"{model}: expected kldiv metadata (kldiv_config), found none")
+    experiment = Experiment.from_dict(json.loads(meta["kldiv_config"]))
+    params = load_params(model)
+    if meta.get("run_axis") != "True":
+        params = tuple((w[None], b[None]) for w, b in params)
+    return experiment, params
