@@ -265,53 +265,35 @@ def train(
     devices = all_devices[: min(len(all_devices), n_chunks)]
     per_round = len(devices) * chunk
     n_rounds = -(-n_chunks // len(devices))
-    total = n_chunks * config.epochs
     pad = n_rounds * per_round - n_runs
 
     def rounds(a: np.ndarray) -> np.ndarray:
         # (rounds, devices, chunk): padding repeats the last run; its results are dropped
         return np.concatenate([a, np.repeat(a[-1:], pad)]).reshape(n_rounds, len(devices), chunk)
 
-    all_seeds = rounds(seed_array)
-    all_hyper = {k: rounds(v) for k, v in hyper.items()}
-    hist_keys, fin_keys = history_keys(run.metric_names), final_keys(run.metric_names)
-    init_program = _program(path, "init", devices, run)
-    params_out, history_out, final_out = [], [], []
-    units_done = 0
+    all_seeds, all_hyper = rounds(seed_array), {k: rounds(v) for k, v in hyper.items()}
+    progress = _Progress(on_progress, n_chunks * config.epochs)
+    outs = []
     for r in range(n_rounds):
         n_real = min(per_round, n_runs - r * per_round)
-        state = init_program((all_seeds[r], {k: v[r] for k, v in all_hyper.items()}), ())
-        blocks: list[dict[str, np.ndarray]] = []
-        done = 0
-        while done < config.epochs:
-            n_epochs = min(block, config.epochs - done)
-            program = _program(path, "epochs", devices, run, n_epochs=n_epochs)
-            state, history, on_train = program((state,), (data,))
-            blocks.append({k: v.reshape(per_round, -1) for k, v in jax.device_get(history).items()})
-            done += n_epochs
-            if done < config.epochs and _first_bad_epoch(blocks[-1])[:n_real].all():
-                # every real run of this round has diverged: the rest of the round is NaN
-                rest = config.epochs - done
-                blocks.append({k: np.full((per_round, rest), np.nan) for k in blocks[-1]})
-                n_epochs, done = n_epochs + rest, config.epochs
-            units_done += n_epochs * min(len(devices), -(-n_real // chunk))
-            if on_progress is not None:
-                on_progress(units_done, total)
-        params = jax.device_get(state.params)
-        if path == "lanes":  # (devices, ..., chunk) -> (devices, chunk, ...)
-            params = jax.tree.map(lambda a: np.moveaxis(a, -1, 1), params)
-        params_out.append(jax.tree.map(lambda a: a.reshape(per_round, *a.shape[2:]), params))
-        history = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in hist_keys}
-        history_out.append(history)
-        on_train = {k: np.reshape(v, -1) for k, v in jax.device_get(on_train).items()}
-        final = {f"train_{m}": on_train[m] for m in run.metric_names}
-        final |= {f"test_{m}": history[f"val_{m}"][:, -1] for m in run.metric_names}
-        final_out.append({k: final[k] for k in fin_keys})
-
+        outs.append(
+            _train_round(
+                path,
+                run,
+                devices,
+                (all_seeds[r], {k: v[r] for k, v in all_hyper.items()}),
+                data,
+                config.epochs,
+                block,
+                n_real,
+                lambda epochs, n_real=n_real: progress.add(epochs * -(-n_real // chunk)),
+            )
+        )
     keep = slice(0, n_runs)
-    params = jax.tree.map(lambda *a: np.concatenate(a)[keep], *params_out)
-    history = {k: np.concatenate([h[k] for h in history_out])[keep] for k in hist_keys}
-    final = {k: np.concatenate([f[k] for f in final_out])[keep] for k in fin_keys}
+    params = jax.tree.map(lambda *a: np.concatenate(a)[keep], *(o[0] for o in outs))
+    history, final = (
+        {k: np.concatenate([o[i][k] for o in outs])[keep] for k in outs[0][i]} for i in (1, 2)
+    )
     return TrainResult(
         seeds=seed_array.astype(np.int64),
         params=params,
@@ -322,6 +304,62 @@ def train(
         path=path,
         chunk=chunk,
     )
+
+
+class _Progress:
+    """Counts units (one epoch of one chunk of runs) and reports them to `on_progress`."""
+
+    def __init__(self, on_progress: ProgressFn | None, total: int) -> None:
+        self.on_progress, self.total, self.done = on_progress, total, 0
+
+    def add(self, units: int) -> None:
+        self.done += units
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+
+def _train_round(
+    path: str,
+    run: Run,
+    devices: tuple,
+    inits: tuple[np.ndarray, dict[str, np.ndarray]],
+    data: Dataset,
+    epochs: int,
+    block: int,
+    n_real: int,
+    progress: Callable[[int], None],
+) -> tuple[Params, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One chunk of runs per device, `block` epochs per compiled call; stops early once every one
+    of the round's `n_real` real runs has diverged (the rest of the history is NaN).
+
+    inits: seeds (devices, chunk) and the optimizer's numbers, each (devices, chunk). Returns the
+    round's params (runs, ...), history (runs, epochs) and final metrics (runs,), runs in order.
+    """
+    per_round = inits[0].size
+    state = _program(path, "init", devices, run)(inits, ())
+    blocks: list[dict[str, np.ndarray]] = []
+    done = 0
+    while done < epochs:
+        n_epochs = min(block, epochs - done)
+        program = _program(path, "epochs", devices, run, n_epochs=n_epochs)
+        state, history, on_train = program((state,), (data,))
+        blocks.append({k: v.reshape(per_round, -1) for k, v in jax.device_get(history).items()})
+        done += n_epochs
+        if done < epochs and _first_bad_epoch(blocks[-1])[:n_real].all():
+            rest = epochs - done
+            blocks.append({k: np.full((per_round, rest), np.nan) for k in blocks[-1]})
+            n_epochs, done = n_epochs + rest, epochs
+        progress(n_epochs)
+    params = jax.device_get(state.params)
+    if path == "lanes":  # (devices, ..., chunk) -> (devices, chunk, ...)
+        params = jax.tree.map(lambda a: np.moveaxis(a, -1, 1), params)
+    params = jax.tree.map(lambda a: a.reshape(per_round, *a.shape[2:]), params)
+    keys = history_keys(run.metric_names)
+    history = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in keys}
+    on_train = {k: np.reshape(v, -1) for k, v in jax.device_get(on_train).items()}
+    final = {f"train_{m}": on_train[m] for m in run.metric_names}
+    final |= {f"test_{m}": history[f"val_{m}"][:, -1] for m in run.metric_names}
+    return params, history, {k: final[k] for k in final_keys(run.metric_names)}
 
 
 def _diverged(
