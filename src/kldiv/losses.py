@@ -559,7 +559,11 @@ def keras_kl_divergence_from_logits(
     zero gradient of saturated predictions; for reproducing Keras' numbers only.
     """
     (z, t), out_dtype, axis = _prepare(axis, logits=logits, targets=targets)
-    return _keras_kl(t, jax.nn.softmax(z, axis=axis), epsilon, axis).astype(out_dtype)
+    # exp(log_softmax), not softmax's division by the row sum: XLA turns a division by a broadcast
+    # row sum into a multiplication by its reciprocal in some compiled programs and not in others,
+    # which would make a training run's bits depend on the device count.
+    q = jnp.exp(jax.nn.log_softmax(z, axis=axis))
+    return _keras_kl(t, q, epsilon, axis).astype(out_dtype)
 
 
 class TrainingLoss(Protocol):
