@@ -234,3 +234,13 @@ def test_a_seed_gives_the_same_bits_under_every_instruction_set(isa):
         [sys.executable, "-c", _INVARIANCE_SCRIPT], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.strip() == "same bits", done.stderr[-2000:]
+
+
+def test_accuracies_are_exact_fractions_of_the_rows(data):
+    result = train(SMALL, data, [0, 1, 2])
+    for key, n in (("accuracy", 500), ("val_accuracy", 500)):
+        values = result.history[key]
+        assert values.dtype == np.float64
+        np.testing.assert_array_equal(values * n, np.round(values * n))
+    hits = np.round(result.final["test_accuracy"] * 500)
+    np.testing.assert_array_equal(result.final["test_accuracy"], hits / 500)  # k / n, exactly

@@ -31,6 +31,8 @@ class Classifier:
 
     loss: str
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
+    # Metrics whose per-example values are 0 or 1: their means are counts over the rows, k / n.
+    count_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     needs_key: ClassVar[bool] = False
 
     def metrics(self, logits: jax.Array, targets: jax.Array, *, axis: int = -1) -> dict[str, Any]:

@@ -46,7 +46,8 @@ class TrainResult:
 
     seeds (S,) int64; params: the model pytree with a leading (S,) axis; history: the objective's
     history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy`) -> (S, epochs); final: `train_*`
-    and `test_*` of each metric -> (S,), the final weights on the training and test sets;
+    and `test_*` of each metric -> (S,), the final weights on the training and test sets (counts
+    such as accuracy as exact float64 k / n, the rest float32);
     hyperparameters: the optimizer's numbers -> (S,) float32, as each run used them; diverged (S,)
     int64: the first epoch (from 1) after which a run's history, final metrics or weights held a
     non-finite value, 0 for runs that never did; path: 'lanes' or 'generic'; chunk: runs per
@@ -357,9 +358,24 @@ def _train_round(
     keys = history_keys(run.metric_names)
     history = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in keys}
     on_train = {k: np.reshape(v, -1) for k, v in jax.device_get(on_train).items()}
+    n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
+    for m in run.objective.count_metrics:
+        history[m] = _exact_fraction(history[m], n_train)
+        history[f"val_{m}"] = _exact_fraction(history[f"val_{m}"], n_val)
+        on_train[m] = _exact_fraction(on_train[m], n_train)
     final = {f"train_{m}": on_train[m] for m in run.metric_names}
     final |= {f"test_{m}": history[f"val_{m}"][:, -1] for m in run.metric_names}
     return params, history, {k: final[k] for k in final_keys(run.metric_names)}
+
+
+def _exact_fraction(mean: np.ndarray, n: int) -> np.ndarray:
+    """A float32 mean of 0/1 values over n rows as the exact float64 k / n (NaN stays NaN).
+
+    The program sums the 0/1 values exactly (float32 holds integers below 2**24) and divides by n
+    in float32, which rounds: 1/500 becomes 0.00199997 or 0.00200003 by position, and statistics
+    over seeds would see that noise. k = round(mean * n) is exact for n below 2**23.
+    """
+    return np.round(np.asarray(mean, np.float64) * n) / n
 
 
 def _diverged(
