@@ -130,8 +130,8 @@ class RunDir:
         except BaseException:
             # interrupted or failed while moving into place: leave nothing, not even a name
             self.path = None
-            if moved and final is not None:
-                shutil.rmtree(final, ignore_errors=True)
+            if final is not None and (moved or not self.staging.exists()):
+                shutil.rmtree(final, ignore_errors=True)  # renamed already: take it back
             elif final is not None:
                 with contextlib.suppress(OSError):
                     final.rmdir()
