@@ -287,3 +287,68 @@ def test_load_run_of_a_model_without_kldiv_metadata(tmp_path):
     save_params(tmp_path / "model.safetensors", MLP((2, 3)).init(jax.random.key(0)))
     with pytest.raises(ValueError, match=r"model\.safetensors: expected kldiv metadata"):
         load_run(tmp_path)
+
+
+def _staging_of_a_process(root, code):
+    """Start a Python process that enters a RunDir under `root` and waits; return it, its staging."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    script = (
+        "import sys; from kldiv.records import RunDir\n"
+        f"with RunDir(sys.argv[1], 'run') as rd:\n    print(rd.staging, flush=True)\n    {code}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    staging = Path(proc.stdout.readline().strip())
+    deadline = time.monotonic() + 60
+    while not staging.is_dir():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    return proc, staging
+
+
+def test_stale_staging_of_a_killed_process_is_removed_a_live_ones_kept(tmp_path):
+    killed, stale = _staging_of_a_process(tmp_path, "__import__('time').sleep(600)")
+    killed.kill()  # SIGKILL: no cleanup runs
+    killed.wait()
+    killed.stdout.close()
+    assert stale.is_dir() and stale.name.startswith(f".run-{killed.pid}-")
+    live, kept = _staging_of_a_process(tmp_path, "__import__('time').sleep(600)")
+    try:
+        assert not stale.exists()  # the live process's RunDir removed it on entering
+        mine = tmp_path / f".compare-{os.getpid()}-0a0b0c0d.partial"  # a live process's
+        mine.mkdir()
+        with RunDir(tmp_path, "run") as rd:
+            write_json(rd.staging / "x.json", {"a": 1})
+        assert kept.is_dir() and mine.is_dir()  # concurrent runs' staging is never touched
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [rd.path.name, kept.name, mine.name]
+        )
+    finally:
+        live.kill()
+        live.wait()
+        live.stdout.close()
+
+
+def test_an_interrupt_while_moving_into_place_leaves_nothing(tmp_path, monkeypatch):
+    real = os.replace
+
+    def replace(src, dst):
+        real(src, dst)
+        if str(src).endswith(".partial"):
+            raise KeyboardInterrupt  # as a signal arriving right after the rename
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt), RunDir(tmp_path, "run") as rd:
+        write_json(rd.staging / "x.json", {"a": 1})
+    monkeypatch.undo()
+    assert rd.path is None
+    assert list(tmp_path.iterdir()) == []

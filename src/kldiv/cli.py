@@ -1,16 +1,34 @@
 """The `kldiv` command: argv in, one library call, files and lines out, an exit code.
 
 Every error a user can cause (a bad flag value, an unknown loss, a diverging run) ends as one line on
-stderr and a non-zero exit code: 2 for bad input, 1 for a failed run, 130 for Ctrl-C. Defaults and
-ranges come from the config dataclasses; the CLI restates none of them. No flag is ever abbreviated.
+stderr and a non-zero exit code: 2 for bad input (an --out that cannot be written included, also
+when that is found only at save time), 1 for a failed run, 128+n for signal n (130 Ctrl-C, 143
+SIGTERM, 129 SIGHUP). Defaults and ranges come from the config dataclasses; the CLI restates none of
+them. No flag is ever abbreviated.
+
+Order of work: --out is checked (created and proven writable) before anything trains; results are
+saved before they are printed, so output that cannot be shown (a closed pipe, an ASCII terminal)
+never costs the run. SIGINT, SIGTERM and SIGHUP interrupt like Ctrl-C and leave nothing partial: the
+handlers record the signal and raise; since JAX can swallow an exception raised inside one of its
+callbacks, the recorded signal is also checked after every compiled call and before saving.
+
+`kldiv compare` keeps what trained: an arm whose runs diverged is named on stderr with its diverged
+seeds, the seeds where any compared arm diverged are left out of the paired statistics (the table
+says how many), an arm that diverged on every seed is left out of them entirely, and the comparison
+of the rest is still saved and printed. The exit code is then 1: the comparison asked for was not
+fully computed, and scripts must not mistake it for a complete one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import shlex
+import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -276,10 +294,118 @@ class RunFailed(Exception):
     """The run could not produce results (every seed diverged); the message says why."""
 
 
+class OutError(Exception):
+    """--out cannot receive the run; the message names --out, what was expected and why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the command like Ctrl-C; `signum` is its number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+_received: list[int] = []  # signals received while `main` runs, in order
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    first = not _received
+    _received.append(signum)
+    if first:  # once: a second signal must not break the cleanup the first one started
+        raise Interrupted(signum)
+
+
+def check_interrupted() -> None:
+    """Raise `Interrupted` if a signal arrived, even if its exception was swallowed (an exception
+    raised inside JAX's garbage-collection callback is only printed)."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
+@contextlib.contextmanager
+def _signal_handlers() -> Any:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` while the block runs (main thread only)."""
+    _received.clear()
+    previous = {}
+    for signum in SIGNALS:
+        with contextlib.suppress(
+            ValueError, OSError
+        ):  # not the main thread: leave them as they are
+            previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _checking(progress: Any) -> Any:
+    """`progress`, preceded by a check for a recorded signal (called after every compiled call)."""
+
+    def on_progress(done: int, total: int) -> None:
+        check_interrupted()
+        progress(done, total)
+
+    return on_progress
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def prepare_out(out: Path) -> None:
+    """Create --out if missing and prove it writable (create and remove a probe file).
+
+    Raises:
+      OutError: it cannot be created or written; the message gives the OS reason.
+    """
+    expected = f"--out: expected a writable directory, got {str(out)!r}"
+    if out.exists() and not out.is_dir():
+        raise OutError(f"{expected} (Not a directory)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".kldiv-probe-")
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)
+    except OSError as err:
+        raise OutError(f"{expected} ({_reason(err)})") from None
+
+
+_saved: list[Path] = []  # the directory this command saved, once it is in place
+
+
+def _save(out: Path, save: Any, *args: Any, **kwargs: Any) -> Path:
+    """`save(out, ...)`, after a last check for a signal; a failure to write is an --out error."""
+    check_interrupted()
+    try:
+        path = save(out, *args, **kwargs)
+    except OSError as err:
+        raise OutError(f"--out: could not save into {str(out)!r} ({_reason(err)})") from None
+    _saved.append(path)
+    return path
+
+
 def _divergence_line(result: Any) -> str:
     bad = [(int(s), int(e)) for s, e in zip(result.seeds, result.diverged, strict=True) if e]
     shown = ", ".join(f"{s} (epoch {e})" for s, e in bad[:10]) + (" ..." if len(bad) > 10 else "")
     return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
+
+
+def _stderr(line: str) -> None:
+    """One line on stderr; a closed or broken stderr loses it, never the exit code."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except UnicodeEncodeError:
+        from kldiv.console import ascii_fallback
+
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            print(ascii_fallback(line, "ascii"), file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def command_run(args: argparse.Namespace, console: Any) -> int:
@@ -288,8 +414,11 @@ def command_run(args: argparse.Namespace, console: Any) -> int:
 
     seeds = args.seeds if args.seeds is not None else (args.seed,)
     exp = _experiment(args, args.loss, seeds)
+    prepare_out(args.out)
     with console.progress(f"training {len(seeds)} run(s)") as progress:
-        result = ex.run(exp, epoch_chunk=None if len(seeds) > 1 else 10, on_progress=progress)
+        result = ex.run(
+            exp, epoch_chunk=None if len(seeds) > 1 else 10, on_progress=_checking(progress)
+        )
     if not result.healthy.any():
         if len(seeds) == 1:
             epoch = int(result.diverged[0])
@@ -299,9 +428,9 @@ def command_run(args: argparse.Namespace, console: Any) -> int:
             )
         raise RunFailed(f"training diverged in every run; {_divergence_line(result)}")
     png = _history_png(result, exp) if not args.no_plot else None
-    path = save_run(args.out, exp, result, command=_command_line(), figure_png=png)
+    path = _save(args.out, save_run, exp, result, command=_command_line(), figure_png=png)
     if not result.healthy.all():
-        print(f"kldiv run: warning: {_divergence_line(result)}", file=sys.stderr)
+        _stderr(f"kldiv run: warning: {_divergence_line(result)}")
     for line in summary_lines(result.final, result.healthy):
         console.result(line)
     console.info(f"run saved to {path}")
@@ -318,6 +447,8 @@ def _history_png(result: Any, exp: Any) -> bytes:
 
 
 def command_compare(args: argparse.Namespace, console: Any) -> int:
+    import numpy as np
+
     from kldiv import experiment as ex
     from kldiv.config import canonical_loss
     from kldiv.records import comparison_record, save_comparison
@@ -329,25 +460,44 @@ def command_compare(args: argparse.Namespace, console: Any) -> int:
         raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
     exp = _experiment(args, names[0], args.seeds)
     arms = {name: exp.train.replace(loss=name) for name in names}
+    prepare_out(args.out)
     with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
-        results = ex.compare(exp, arms, on_progress=progress)
-    for name, r in results.items():
-        if not r.healthy.all():
-            raise RunFailed(f"arm {name}: {_divergence_line(r)}")
-    finals = {name: r.final for name, r in results.items()}
-    stats = compare_arms(finals, baseline=names[0], margins={"accuracy": args.margin}, seed=0)
+        results = ex.compare(exp, arms, on_progress=_checking(progress))
+    failed = [name for name, r in results.items() if not r.healthy.all()]
+    compared = [name for name, r in results.items() if r.healthy.any()]
+    if not compared:
+        raise RunFailed(
+            "training diverged in every run of every arm; "
+            + "; ".join(f"arm {n}: {_divergence_line(r)}" for n, r in results.items())
+        )
+    # Paired statistics need the same seeds in every arm: those where no compared arm diverged.
+    paired = np.logical_and.reduce([results[n].healthy for n in compared])
+    if not paired.any():
+        raise RunFailed(
+            "no seed trained in every arm that trained at all; "
+            + "; ".join(f"arm {n}: {_divergence_line(results[n])}" for n in failed)
+        )
+    baseline = compared[0]
+    finals = {n: {k: v[paired] for k, v in results[n].final.items()} for n in compared}
+    stats = compare_arms(finals, baseline=baseline, margins={"accuracy": args.margin}, seed=0)
     note = theory_note(stats)
     table = stats_table(stats) + ("\n\n" + note if note else "")
+    excluded = [int(s) for s in results[names[0]].seeds[~paired]]
+    notes = _exclusion_notes(names, compared, baseline, len(paired), excluded)
+    if notes:
+        table = "\n".join(notes) + "\n\n" + table
     figures: dict[str, bytes] = {}
     if not args.no_plot:
         from kldiv.plot import comparison_figures, figure_png
 
-        histories = {name: r.history for name, r in results.items()}
+        histories = {n: {k: v[paired] for k, v in results[n].history.items()} for n in compared}
         figures = {
             name: figure_png(fig)
-            for name, fig in comparison_figures(histories, finals, names[0]).items()
+            for name, fig in comparison_figures(histories, finals, baseline).items()
         }
     record = comparison_record(exp, _command_line(), results, losses=names, margin=args.margin)
+    if failed:
+        record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
     page = html_report(
         title=f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",
         command=record["command"],
@@ -355,55 +505,120 @@ def command_compare(args: argparse.Namespace, console: Any) -> int:
         stats=stats,
         figures=figures,
     )
-    path = save_comparison(
-        args.out, record, results, stats=stats.to_dict(), figures=figures, report_html=page
+    path = _save(
+        args.out,
+        save_comparison,
+        record,
+        results,
+        stats=stats.to_dict(),
+        figures=figures,
+        report_html=page,
     )
+    for name in failed:
+        _stderr(f"kldiv compare: error: arm {name}: {_divergence_line(results[name])}")
     console.result(table)
     console.info(f"comparison saved to {path} (open {path / 'report.html'})")
-    return 0
+    return 1 if failed else 0
+
+
+def _exclusion_notes(
+    names: list[str], compared: list[str], baseline: str, n_seeds: int, excluded: list[int]
+) -> list[str]:
+    """Lines saying which arms and seeds the statistics leave out, and why."""
+    notes = []
+    dropped = [n for n in names if n not in compared]
+    if dropped:
+        notes.append(
+            f"note: arm{'s' if len(dropped) > 1 else ''} {', '.join(dropped)} diverged on every "
+            "seed and "
+            + ("are" if len(dropped) > 1 else "is")
+            + " left out of the statistics"
+            + (f"; the baseline is {baseline}" if baseline != names[0] else "")
+        )
+    if excluded:
+        shown = ", ".join(map(str, excluded[:10])) + (" ..." if len(excluded) > 10 else "")
+        notes.append(
+            f"note: {len(excluded)} of {n_seeds} seeds excluded from the paired statistics "
+            f"(an arm diverged on them): {shown}"
+        )
+    return notes
 
 
 def _command_line() -> str:
     return shlex.join(["kldiv", *sys.argv[1:]])
 
 
+def _empty_out(argv: Sequence[str]) -> bool:
+    """`--out ""` (or `--out=`): Path("") would silently mean the current directory."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return False
+        if arg == "--out=" or (arg == "--out" and i + 1 < len(argv) and argv[i + 1] == ""):
+            return True
+    return False
+
+
+def _reopen_closed_std_streams() -> None:
+    """Point a closed file descriptor 0, 1 or 2 (`>&-`) at the null device, so that no file this
+    command opens takes its number and receives output meant for the terminal."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                opened = os.open(os.devnull, os.O_RDWR)
+                if opened != fd:
+                    os.dup2(opened, fd)
+                    os.close(opened)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     from kldiv.console import Console
 
-    try:
-        args = build_parser().parse_args(argv)
-    except UsageError as err:
-        print(err, file=sys.stderr)
-        return 2
-    console = Console(quiet=args.quiet)
-    commands = {"run": command_run, "compare": command_compare}
-    prog = f"kldiv {args.command}"
-    try:
-        from kldiv.runtime import configure
+    _reopen_closed_std_streams()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with _signal_handlers():
+        _saved.clear()
+        prog = "kldiv"
+        try:
+            args = build_parser().parse_args(argv)
+            prog = f"kldiv {args.command}"
+            if _empty_out(argv):
+                raise UsageError(f"{prog}: error: --out: expected a directory, got ''")
+            console = Console(quiet=args.quiet)
+            commands = {"run": command_run, "compare": command_compare}
+            from kldiv.runtime import configure
 
-        configure()
-        return commands[args.command](args, console)
-    except ConfigError as err:
-        message = str(err).removeprefix(f"{err.field}: ")
-        print(f"{prog}: error: {flag_of(err.field)}: {message}", file=sys.stderr)
-        return 2
-    except FileExistsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; nothing was saved", file=sys.stderr)
-        return 130
-    except (RunFailed, OSError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 1
+            configure()
+            code = commands[args.command](args, console)
+            check_interrupted()  # a signal whose exception was swallowed still interrupts
+            return code
+        except UsageError as err:
+            _stderr(str(err))
+            return 2
+        except ConfigError as err:
+            message = str(err).removeprefix(f"{err.field}: ")
+            _stderr(f"{prog}: error: {flag_of(err.field)}: {message}")
+            return 2
+        except OutError as err:
+            _stderr(f"{prog}: error: {err}")
+            return 2
+        except KeyboardInterrupt as err:
+            signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+            name = signal.Signals(signum).name
+            done = f"the results were saved to {_saved[0]}" if _saved else "nothing was saved"
+            _stderr(f"{prog}: interrupted by {name}; {done}")
+            return 128 + signum
+        except (RunFailed, OSError) as err:
+            _stderr(f"{prog}: error: {err}")
+            return 1
 
 
 def console_main() -> NoReturn:
     """Console-script entry: run, flush, and exit at once (skipping slow interpreter teardown)."""
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    import os
-
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
     os._exit(code)

@@ -18,11 +18,13 @@ statistics or draws: callers pass what to write.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -77,7 +79,14 @@ class RunDir:
 
     Use as a context manager: write files under `run.staging`; when the block ends without an
     exception the directory becomes `root/<timestamp>-<name>` (with `-1`, `-2`, ... if that name is
-    taken) and `run.path` holds it. On an exception (Ctrl-C included) the staging directory is removed.
+    taken) and `run.path` holds it. On any exception (Ctrl-C and signals turned into exceptions
+    included), also one raised while the directory is being renamed into place, the staging
+    directory is removed and nothing is left under `root`.
+
+    The staging directory is `root/.<name>-<pid>-<random>.partial`, named after the process that
+    writes it: entering a RunDir removes the staging directories of processes that no longer exist
+    (killed with SIGKILL, say), never those of a live process, so concurrent runs into one `root`
+    work. A process id reused by an unrelated live process keeps its stale directory (harmless).
     """
 
     def __init__(self, root: Path, name: str) -> None:
@@ -88,9 +97,13 @@ class RunDir:
 
     def __enter__(self) -> RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(
-            tempfile.mkdtemp(dir=self.root, prefix=f".{self.name}-", suffix=".partial")
-        )
+        remove_stale_staging(self.root)
+        self.staging = self.root / f".{self.name}-{os.getpid()}-{os.urandom(4).hex()}.partial"
+        try:
+            self.staging.mkdir(mode=0o700)
+        except BaseException:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
         return self
 
     def __exit__(self, exc_type: type | None, *_: object) -> None:
@@ -98,18 +111,60 @@ class RunDir:
             shutil.rmtree(self.staging, ignore_errors=True)
             return
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        for k in range(1000):
-            final = self.root / (f"{stamp}-{self.name}" + (f"-{k}" if k else ""))
-            try:
-                final.mkdir()  # claims the name; fails if any earlier run holds it
-            except FileExistsError:
-                continue
-            os.chmod(self.staging, 0o777 & ~_umask())  # mkdtemp's private 0700 -> usual mode
-            os.replace(self.staging, final)  # rename onto the empty directory just claimed
-            self.path = final
-            return
-        shutil.rmtree(self.staging, ignore_errors=True)
-        raise FileExistsError(f"out: could not find a free run directory name under {self.root}")
+        final: Path | None = None
+        moved = False
+        try:
+            for k in range(1000):
+                name = self.root / (f"{stamp}-{self.name}" + (f"-{k}" if k else ""))
+                try:
+                    name.mkdir()  # claims the name; fails if any earlier run holds it
+                except FileExistsError:
+                    continue
+                final = name
+                os.chmod(self.staging, 0o777 & ~_umask())  # private 0700 -> the usual mode
+                os.replace(self.staging, final)  # rename onto the empty directory just claimed
+                moved = True
+                self.path = final
+                return
+            raise FileExistsError(f"could not find a free run directory name under {self.root}")
+        except BaseException:
+            # interrupted or failed while moving into place: leave nothing, not even a name
+            self.path = None
+            if final is not None and (moved or not self.staging.exists()):
+                shutil.rmtree(final, ignore_errors=True)  # renamed already: take it back
+            elif final is not None:
+                with contextlib.suppress(OSError):
+                    final.rmdir()
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+
+
+_STAGING = re.compile(r"^\.(run|compare)-(\d+)-[0-9a-f]+\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or a number that is not ours to judge
+    return True
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove the staging directories under `root` whose process no longer exists; return them."""
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STAGING.match(entry.name)
+        if match and not _alive(int(match.group(2))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def environment() -> dict[str, Any]:
