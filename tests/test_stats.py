@@ -108,13 +108,16 @@ def test_summarize_one_value_has_no_interval():
 def test_summarize_two_values():
     s = summarize([1.0, 2.0], **FAST)
     assert s.t_interval == pytest.approx(t_oracle(np.array([1.0, 2.0])))
-    assert s.bootstrap_interval is not None
+    # BCa at n = 2 is the data range and covers about half the time: left out, and said so.
+    assert s.bootstrap_interval is None and s.bootstrap_method is None
+    assert "left out below n = 20" in s.bootstrap_note
 
 
-def test_summarize_constant_values_collapse():
+def test_summarize_constant_values_have_no_interval():
     s = summarize([0.3] * 5)
-    assert s.std == 0.0
-    assert s.t_interval == s.bootstrap_interval == (0.3, 0.3)
+    assert s.std == 0.0 and s.mean == s.median == 0.3
+    # A zero-width interval is not a 95% confidence interval: none, and the note says why.
+    assert s.t_interval is None and s.bootstrap_interval is None
     assert "all 5 values equal" in s.note
 
 
@@ -143,8 +146,8 @@ def test_summarize_rejects_bad_options():
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=15), st.floats(0.5, 0.99))
 def test_summarize_property_interval_contains_mean(values, confidence):
     s = summarize(values, confidence=confidence, n_boot=100)
-    if s.n == 1:
-        assert s.t_interval is None
+    if s.n == 1 or s.std == 0:
+        assert s.t_interval is None and s.note
     else:
         low, high = s.t_interval
         assert low <= s.mean <= high
@@ -191,7 +194,13 @@ def test_identical_pairs_are_reported_not_tested():
     assert c.prob_a_beats_b == 0.5
     assert c.equivalent
     assert c.difference.mean == 0.0
-    assert c.difference.t_interval == (0.0, 0.0)
+    assert c.difference.t_interval is None
+    assert c.verdict == "identical"
+    # Rule of three: (1 - p)^100 = 0.05 at the bound; 1 - 0.05^(1/20) = 13.9% at N = 20.
+    assert c.identical_share_bound == pytest.approx(1 - 0.05 ** (1 / 100), rel=1e-12)
+    assert (1 - c.identical_share_bound) ** 100 == pytest.approx(0.05, rel=1e-9)
+    assert "at most 3.0% of seeds would give different runs" in c.note
+    assert kstats.identical_share_bound(20) == pytest.approx(0.1391, abs=1e-4)
 
 
 def test_constant_nonzero_difference_is_exact_not_tested():
@@ -387,7 +396,7 @@ def test_to_jsonable_converts_numpy_and_non_finite():
 
 
 def test_scipy_warnings_become_notes_or_surface(monkeypatch):
-    real = kstats.sps.wilcoxon
+    real = kstats.sps.ttest_1samp
 
     def degenerate(*args, **kwargs):
         warnings.warn("invalid value encountered", RuntimeWarning, stacklevel=2)
@@ -398,10 +407,14 @@ def test_scipy_warnings_become_notes_or_surface(monkeypatch):
         return real(*args, **kwargs)
 
     a, b = [0.1, 0.4, 0.2, 0.9], [0.0, 0.5, 0.1, 0.7]
-    monkeypatch.setattr(kstats.sps, "wilcoxon", degenerate)
+    monkeypatch.setattr(kstats.sps, "ttest_1samp", degenerate)
     c = compare_paired(a, b, margin=0.5, **FAST)
-    assert c.wilcoxon_p is None and c.t_test_p is not None
-    assert c.note == "Wilcoxon not applicable: invalid value encountered"
-    monkeypatch.setattr(kstats.sps, "wilcoxon", deprecated)
+    assert c.t_test_p is None and c.tost_p is None and c.wilcoxon_p is not None
+    assert c.note == (
+        "t-test not applicable: invalid value encountered; "
+        "TOST not applicable: invalid value encountered"
+    )
+    assert c.difference_found is None
+    monkeypatch.setattr(kstats.sps, "ttest_1samp", deprecated)
     with pytest.raises(DeprecationWarning, match="argument renamed"):
         compare_paired(a, b, margin=0.5, **FAST)
