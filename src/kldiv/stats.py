@@ -634,7 +634,7 @@ def compare_paired(
         d = x - y
     if not (math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin: expected a finite number > 0, got {margin!r}")
-    alpha = 1.0 - confidence
+    alpha = round(1.0 - confidence, 12)  # 0.05, not 0.050000000000000044
     n = d.size
     n_identical = int(np.count_nonzero(x == y))
     better = x > y if higher_is_better else x < y
