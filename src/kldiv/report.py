@@ -1,8 +1,8 @@
 """Text and HTML rendering of comparison statistics; no file I/O.
 
 `stats_table` is the terminal view of a comparison of arms (losses, configurations, ...),
-`theory_note` puts the KL = CE identity next to the numbers when the KL and cross-entropy arms are
-compared, and `html_report` is one self-contained page (figures as data: URIs, no external
+`theory_note` puts the KL = CE − H(y) identity next to the numbers when the KL and cross-entropy arms
+are both present, and `html_report` is one self-contained page (figures as data: URIs, no external
 resources, no scripts). Both views draw on the same `Table`s, so the numbers in the terminal and in
 the page are the same strings.
 """
@@ -158,11 +158,6 @@ def summary_table(stats: ComparisonStats) -> Table:
         rows=tuple(rows),
         notes=(*footer, *_grouped(notes, stats.metrics)),
     )
-
-
-def _verdict(c: PairedComparison) -> str:
-    """The comparison's verdict (see `kldiv.stats.verdict`): both the difference and the margin."""
-    return c.verdict
 
 
 def _pairs(n: int) -> str:

@@ -3,14 +3,21 @@
 A comparison has arms: the things compared (losses, configurations, ...), each run on the same
 seeds, so that every other arm can be paired seed by seed with a baseline arm.
 
-Every statistic that SciPy has comes from SciPy (`t.interval`, `bootstrap`, `ttest_rel`, `wilcoxon`,
-`ttest_1samp`); this module adds the paired design, the degenerate cases and one result shape.
+Statistics come from SciPy (`t.interval`, `bootstrap`, `ttest_1samp`, `wilcoxon` for large n);
+this module adds the paired design, the degenerate cases and one result shape, and what SciPy does
+not do right for this data: the Wilcoxon test drops zero differences before choosing its method
+and is exact (with ties) for up to `WILCOXON_EXACT_MAX` non-zero differences; accuracies that are
+counts k/N are made exact (`exact_fractions`) so float32 rounding does not break ties or fake a
+spread; the BCa bootstrap is left out below `BOOTSTRAP_MIN_N` values, where it covers far less than
+its nominal level (benchmarks/coverage.py); one primary metric and test is Holm-adjusted over the
+arms (`holm`).
 
 Degenerate inputs never raise or warn. A statistic that does not exist for the data is `None` and
-the result's `note` says why: one value (no spread, no interval), all values equal (the intervals
-collapse to the value, the tests are undefined), and the case that matters here, KL and
-cross-entropy trained from the same seed, where every paired difference is exactly zero
-("identical in all N pairs").
+the result's `note` says why: one value (no spread, no interval), all values equal ("all n values
+equal": no interval rather than one of zero width; the tests are undefined), and the case that
+matters here, KL and cross-entropy trained from the same seed, where every paired difference is
+exactly zero ("identical in all N pairs", with the upper bound 1 - α^(1/N) on the share of seeds
+whose runs could still differ).
 """
 
 from __future__ import annotations
