@@ -71,15 +71,29 @@ def test_stats_table_contains_the_numbers(identical_stats):
         assert f"[{m.t_interval[0]:.4f}, {m.t_interval[1]:.4f}]" in row
         assert f"[{m.bootstrap_interval[0]:.4f}, {m.bootstrap_interval[1]:.4f}]" in row
     js = identical_stats.comparison("js", "test_accuracy")
-    test_rows = text.split("Paired tests")[1].splitlines()
+    test_rows = text.split("Paired tests")[1].split("Verdicts")[0].splitlines()
     js_row = next(line for line in test_rows if line.startswith("js ") and "test_accuracy" in line)
-    assert f"{js.prob_a_beats_b:.2f}" in js_row and "±0.01" in js_row
-    kl_tests = [line for line in test_rows if line.startswith("kl ")]
+    assert f"{js.prob_a_beats_b:.2f}" in js_row
+    assert f"{js.wilcoxon_p:.1e} (50)" in js_row  # the pairs that entered the Wilcoxon test
+    holm = identical_stats.primary_p_holm["js"]
+    assert js_row.endswith(f"{holm:.1e}" if holm < 1e-4 else f"{holm:.4f}")
+    verdict_rows = text.split("Verdicts A vs")[1].splitlines()
+    js_verdict = next(r for r in verdict_rows if r.startswith("js ") and "test_accuracy" in r)
+    low, high = js.tost_interval
+    assert f"[{low:.4f}, {high:.4f}]" in js_verdict and "±0.01" in js_verdict
+    assert js_verdict.endswith(js.verdict) and js.verdict == "different"
+    kl_tests = [line for line in verdict_rows if line.startswith("kl ")]
     assert len(kl_tests) == 4 and all(r.endswith("identical") for r in kl_tests)
+    assert "Primary: paired t-test on test_accuracy, Holm-adjusted over 1 arm(s)" in text
+    assert "every other p-value" in text and "is unadjusted" in text
     diff_rows = text.split("Paired differences")[1].split("Paired tests")[0].splitlines()
     kl_diffs = [line for line in diff_rows if line.startswith("kl ")]
     assert len(kl_diffs) == 4 and all(r.endswith("50/50") for r in kl_diffs)
     assert "identical in all 50 pairs" in text
+    flat = " ".join(text.split())
+    assert "at most 5.8% of seeds would give different runs" in flat
+    assert "not the sampling of the test set" in flat
+    assert "nominal 95%, measured coverage of a normal mean about 93% at n = 20-30" in flat
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
@@ -114,8 +128,11 @@ def test_theory_note_nearly(nearly_stats):
     note = theory_note(nearly_stats)
     assert "did not all agree" in note
     assert "train_accuracy 0 of 50" in note
-    assert "1e-7·log(1e-7/q)" in note
+    assert "clips the predictions q to [1e-7, 1]" in note
     assert "equivalent" in note
+    flat = " ".join(note.split())
+    assert "same gradient for any targets" in flat and "0 on one-hot" in flat
+    assert "1,600" not in flat and "SGD steps" in flat  # no step count from one configuration
 
 
 def test_theory_note_without_the_pair(identical_stats):
@@ -132,9 +149,14 @@ def test_theory_note_takes_the_arm_names():
 
 
 def test_theory_note_when_neither_is_the_baseline():
-    note = theory_note(compare_arms(make_finals(20), baseline="js", n_boot=200))
+    note = " ".join(theory_note(compare_arms(make_finals(20), baseline="js", n_boot=200)).split())
     assert "KL(y‖q)" in note
-    assert "kl and ce were each compared with the baseline js, not with each other" in note
+    assert "kl vs ce, compared directly (paired by seed; the baseline of the tables is js" in note
+    assert "kl and ce were identical in all 20 pairs" in note
+    assert "at most 13.9% of seeds" in note  # 1 - 0.05^(1/20)
+    finals = make_finals(20, kl_offset=0.02)
+    note = " ".join(theory_note(compare_arms(finals, baseline="js", n_boot=200)).split())
+    assert "did not all agree" in note and "test_accuracy 0 of 20" in note
 
 
 def test_html_report_is_self_contained(identical_stats):
@@ -160,7 +182,7 @@ def test_html_report_is_self_contained(identical_stats):
         prefix = "data:image/png;base64,"
         assert a["src"].startswith(prefix)
         assert base64.b64decode(a["src"][len(prefix) :]) == TINY_PNG
-    assert tags.count("table") == 3
+    assert tags.count("table") == 4
     text = "".join(doc.text)
     assert "kldiv compare --losses kl,ce,js --seeds 50" in text
     assert '"seeds": 50' in text and '"lr": 0.01' in text
@@ -203,3 +225,28 @@ def test_html_report_without_stats_has_no_results():
 def test_html_report_rejects_non_png():
     with pytest.raises(ValueError, match=r"figures\['curves'\]: expected PNG bytes, got b'GIF89a"):
         html_report(title="t", command="c", config={}, figures={"curves": b"GIF89a..."})
+
+
+def test_equal_values_and_small_n_get_no_false_intervals():
+    finals = {
+        "ce": {"test_accuracy": [0.824, 0.824, 0.824]},
+        "kl": {"test_accuracy": [0.824, 0.826, 0.822]},
+    }
+    text = stats_table(compare_arms(finals, n_boot=200))
+    ce_row = next(r for r in text.splitlines() if r.startswith("ce "))
+    assert "[0.8240, 0.8240]" not in text and ce_row.count("all 3 equal") == 2
+    assert "all 3 values equal: no spread, no interval" in text
+    kl_row = next(r for r in text.splitlines() if r.startswith("kl "))
+    assert kl_row.endswith("n < 20")
+    assert "Bootstrap interval left out below n = 20 seeds" in text
+
+
+def test_accuracy_clipping_is_said():
+    text = stats_table(compare_arms({"a": {"test_accuracy": [0.99, 1.0]}}, n_boot=200))
+    assert "1.0000]" in text and "Accuracy intervals are clipped to [0, 1]" in text
+
+
+def test_counts_are_said():
+    finals = {"ce": {"test_accuracy": [0.824, 0.826]}, "kl": {"test_accuracy": [0.826, 0.828]}}
+    stats = compare_arms(finals, n_boot=200, denominators={"accuracy": 500})
+    assert "Counts kept exact (no float32 rounding): test_accuracy k/500." in stats_table(stats)

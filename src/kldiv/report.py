@@ -1,8 +1,8 @@
 """Text and HTML rendering of comparison statistics; no file I/O.
 
 `stats_table` is the terminal view of a comparison of arms (losses, configurations, ...),
-`theory_note` puts the KL = CE identity next to the numbers when the KL and cross-entropy arms are
-compared, and `html_report` is one self-contained page (figures as data: URIs, no external
+`theory_note` puts the KL = CE − H(y) identity next to the numbers when the KL and cross-entropy arms
+are both present, and `html_report` is one self-contained page (figures as data: URIs, no external
 resources, no scripts). Both views draw on the same `Table`s, so the numbers in the terminal and in
 the page are the same strings.
 """
@@ -17,7 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kldiv.stats import ComparisonStats, PairedComparison, to_jsonable
+from kldiv.stats import (
+    BOOTSTRAP_MIN_N,
+    ComparisonStats,
+    PairedComparison,
+    Summary,
+    compare_paired,
+    higher_is_better,
+    to_jsonable,
+)
 
 __all__ = [
     "Table",
@@ -92,79 +100,175 @@ def _grouped(items: Sequence[tuple[str, str, str | None]], metrics: Sequence[str
     return out
 
 
+def _spread_ci(m: Summary, interval: tuple[float, float] | None) -> str:
+    """An interval, or what the data allow instead: one value, all values equal."""
+    if m.n == 1:
+        return "n = 1"
+    if m.std == 0.0 and interval is None:
+        return f"all {m.n} equal"
+    return _ci(interval)
+
+
 def summary_table(stats: ComparisonStats) -> Table:
-    """Per arm and metric: n, mean ± std, t interval and bootstrap interval of the mean."""
+    """Per arm and metric: mean ± std, median, t interval and bootstrap interval of the mean."""
     pct = _pct(stats.confidence)
     rows, notes, methods = [], [], set()
+    clipped, left_out = False, False
     for s in stats.summaries:
         m = s.summary
         std = "" if m.std is None else f" ± {_num(m.std)}"
+        boot = _spread_ci(m, m.bootstrap_interval)
+        if m.bootstrap_note and m.std:
+            boot, left_out = f"n < {BOOTSTRAP_MIN_N}", True
+        median = "n/a" if m.median is None else _num(m.median)
         rows.append(
-            (s.arm, s.metric, f"{_num(m.mean)}{std}", _ci(m.t_interval), _ci(m.bootstrap_interval))
+            (s.arm, s.metric, f"{_num(m.mean)}{std}", median, _spread_ci(m, m.t_interval), boot)
         )
         notes.append((s.arm, s.metric, m.note))
+        clipped = clipped or m.clipped
         if m.bootstrap_method:
             methods.add(m.bootstrap_method)
-    boot = "/".join(sorted(methods)) or "n/a"
+    boot_name = "/".join(sorted(methods)) or "n/a"
     seeds = "1 seed" if stats.n_seeds == 1 else f"{stats.n_seeds} seeds"
-    footer = (
-        f"{seeds}; mean ± std (ddof 1); bootstrap {boot}, {stats.n_boot} resamples, "
-        f"seed {stats.seed}"
-    )
+    footer = [
+        f"{seeds}; mean ± std (ddof 1); bootstrap {boot_name}, {stats.n_boot} resamples, "
+        f"seed {stats.seed}",
+        "The intervals cover seed-to-seed variation (initialisation, data order) on one fixed "
+        "test set, not the sampling of the test set.",
+    ]
+    if methods:
+        footer.append(
+            f"Bootstrap CI: nominal {pct}, measured coverage of a normal mean about 93% at "
+            "n = 20-30 (benchmarks/coverage.py); the t interval covers 95% there."
+        )
+    if left_out:
+        footer.append(
+            f"Bootstrap interval left out below n = {BOOTSTRAP_MIN_N} seeds: BCa covers far less "
+            f"than {pct} there (measured for a normal mean: about 53% at n = 2, 72% at n = 3, 85% at "
+            "n = 5, 90% at n = 10; benchmarks/coverage.py); the t interval is shown instead."
+        )
+    if clipped:
+        footer.append("Accuracy intervals are clipped to [0, 1] (the t interval is not bounded).")
+    if stats.denominators:
+        exact = ", ".join(f"{m} k/{n}" for m, n in stats.denominators.items())
+        footer.append(f"Counts kept exact (no float32 rounding): {exact}.")
     return Table(
         title="Final metrics per arm",
-        columns=("arm", "metric", "mean ± std", f"{pct} t CI", f"{pct} bootstrap CI"),
+        columns=("arm", "metric", "mean ± std", "median", f"{pct} t CI", "bootstrap CI"),
         rows=tuple(rows),
-        notes=(footer, *_grouped(notes, stats.metrics)),
+        notes=(*footer, *_grouped(notes, stats.metrics)),
     )
-
-
-def _verdict(c: PairedComparison) -> str:
-    """identical / equivalent / outside margin (the t interval of A − B misses ±margin) /
-    inconclusive; n/a for one pair."""
-    if c.n > 1 and c.all_identical:
-        return "identical"
-    if c.equivalent:
-        return "equivalent"
-    if c.n == 1:
-        return "n/a"
-    low, high = c.difference.t_interval or (c.difference.mean, c.difference.mean)
-    return "outside margin" if low >= c.margin or high <= -c.margin else "inconclusive"
 
 
 def _pairs(n: int) -> str:
     return "the 1 pair" if n == 1 else f"all {n} pairs"
 
 
-def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table]:
-    """Each other arm A against the baseline arm B, paired by seed: the differences, then the
-    tests."""
+def _tests_row(c: PairedComparison) -> tuple[str, ...]:
+    wilcoxon = _p(c.wilcoxon_p) + (f" ({c.wilcoxon_n})" if c.wilcoxon_p is not None else "")
+    return (_p(c.t_test_p), wilcoxon, f"{c.prob_a_beats_b:.2f}", _p(c.tost_p))
+
+
+def _difference_answer(c: PairedComparison, holm_p: float | None) -> str:
+    if c.difference_found is None:
+        return "n/a"
+    p = c.t_test_p if holm_p is None else holm_p
+    return f"{'yes' if c.difference_found else 'no'}, p {_p(p)}"
+
+
+def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table, Table]:
+    """Each other arm A against the baseline arm B, paired by seed: the differences, the tests,
+    then the verdicts (is there a difference; is it within the margin)."""
     pct, b = _pct(stats.confidence), stats.baseline
-    diffs, tests, notes = [], [], []
+    alpha = f"{round(1 - stats.confidence, 12):g}"
+    tost_pct = _pct(round(1 - 2 * (1 - stats.confidence), 12))
+    diffs, tests, verdicts, notes = [], [], [], []
     for ac in stats.comparisons:
         c, d = ac.comparison, ac.comparison.difference
-        ci = (_ci(d.t_interval), _ci(d.bootstrap_interval))
-        diffs.append((ac.arm, ac.metric, _num(d.mean), *ci, f"{c.n_identical}/{c.n}"))
-        p_values = (_p(c.t_test_p), _p(c.wilcoxon_p), f"{c.prob_a_beats_b:.2f}", _p(c.tost_p))
-        tests.append((ac.arm, ac.metric, *p_values, f"±{c.margin:g}", _verdict(c)))
+        boot = _spread_ci(d, d.bootstrap_interval)
+        if d.bootstrap_note and d.std:
+            boot = f"n < {BOOTSTRAP_MIN_N}"
+        median = "n/a" if c.median_difference is None else _num(c.median_difference)
+        diffs.append(
+            (
+                ac.arm,
+                ac.metric,
+                _num(d.mean),
+                median,
+                _spread_ci(d, d.t_interval),
+                boot,
+                f"{c.n_identical}/{c.n}",
+            )
+        )
+        primary = ac.metric == stats.primary_metric
+        holm_p = stats.primary_p_holm.get(ac.arm) if primary else None
+        holm = _p(holm_p) if primary else ""
+        tests.append((ac.arm, ac.metric, *_tests_row(c), holm))
+        tost_ci = "n/a" if c.tost_interval is None else _ci(c.tost_interval)
+        verdicts.append(
+            (
+                ac.arm,
+                ac.metric,
+                _difference_answer(c, holm_p),
+                tost_ci,
+                f"±{c.margin:g}",
+                c.margin_result or "n/a",
+                c.verdict,
+            )
+        )
         notes.append((ac.arm, ac.metric, c.note))
     differences = Table(
         title=f"Paired differences A − {b} (same seed)",
-        columns=("A", "metric", "mean diff", f"{pct} t CI", f"{pct} bootstrap CI", "identical"),
+        columns=(
+            "A",
+            "metric",
+            "mean diff",
+            "median",
+            f"{pct} t CI",
+            "bootstrap CI",
+            "identical",
+        ),
         rows=tuple(diffs),
     )
+    family = sum(1 for p in stats.primary_p_holm.values() if p is not None)
     legend = (
-        f"P(A>B): share of seeds where A beats {b} (higher accuracy, lower loss), ties count ½",
-        "TOST: two one-sided t-tests of |E[A − B]| < margin; equivalent when "
-        f"p < {1 - stats.confidence:g}",
+        f"Primary: paired t-test on {stats.primary_metric}, Holm-adjusted over {family} arm(s) "
+        "(Holm p); every other p-value is unadjusted.",
+        "Wilcoxon: signed-rank test on the non-zero differences (pairs used in parentheses), "
+        "exact permutation distribution with ties.",
+        f"P(A>B): share of these seeds where A beats {b} (higher accuracy, lower loss), ties "
+        "count ½; a description of these seeds, no interval.",
+        f"TOST: two one-sided t-tests of |E[A − B]| < margin at α = {alpha}.",
     )
     tests_table = Table(
         title=f"Paired tests A vs {b}",
-        columns=("A", "metric", "t-test p", "Wilcoxon p", "P(A>B)", "TOST p", "margin", "verdict"),
+        columns=("A", "metric", "t-test p", "Wilcoxon p", "P(A>B)", "TOST p", "Holm p"),
         rows=tuple(tests),
-        notes=(*legend, *_grouped(notes, stats.metrics)),
+        notes=legend,
     )
-    return differences, tests_table
+    verdict_legend = (
+        f"Two questions, each at α = {alpha}: is there a difference (paired t-test; Holm p on the "
+        f"primary metric), and is it within the margin ({tost_pct} t interval of A − B, the one "
+        "TOST uses: inside ±margin 'within', beyond it 'outside', else 'straddles').",
+        "Verdicts: equivalent (within, no difference shown); different, within margin (a real but "
+        "small difference); different (beyond the margin); different, margin unclear; inconclusive "
+        "(neither question answered); identical (every pair bit-identical).",
+    )
+    verdict_table = Table(
+        title=f"Verdicts A vs {b}",
+        columns=(
+            "A",
+            "metric",
+            "difference?",
+            f"{tost_pct} t CI",
+            "margin",
+            "vs margin",
+            "verdict",
+        ),
+        rows=tuple(verdicts),
+        notes=(*verdict_legend, *_grouped(notes, stats.metrics)),
+    )
+    return differences, tests_table, verdict_table
 
 
 def text_table(table: Table) -> str:
@@ -197,23 +301,51 @@ def stats_table(stats: ComparisonStats) -> str:
 
 
 _THEORY = (
-    "Theory: on one-hot targets y, KL(y‖q) = Σ y·log(y/q) = CE(y, q) − H(y), and the entropy H(y) "
-    "is 0, so KL divergence and cross-entropy are the same function of the logits, with the same "
-    "gradients. Trained from the same seed (same initialisation, same data order), their runs "
-    "should agree exactly."
+    "Theory: for any fixed targets y (one-hot or soft), KL(y‖q) = Σ y·log(y/q) = CE(y, q) − H(y), "
+    "and the entropy H(y) does not depend on the logits: KL divergence and cross-entropy have the "
+    "same gradient for any targets, and their values differ by H(y), which is 0 on one-hot "
+    "targets. Trained from the same seed (same initialisation, same data order), their runs "
+    "should agree up to floating-point rounding."
 )
 _WHY_DIFFERENT = (
-    "Why runs of the same function can still differ: a KL that is only nearly CE, like Keras' "
-    "clipped KL (targets clipped to [1e-7, 1], so each zero class adds 1e-7·log(1e-7/q) to the "
-    "loss and changes the gradient slightly); floating-point rounding that differs between "
-    "Σ y·(log y − log q) and −Σ y·log q, which 1,600 SGD steps can amplify from one ulp to a "
-    "different prediction; or non-deterministic parallel reductions (GPUs), under which even a run "
-    "and its repeat differ."
+    "Why runs of the same gradient can still differ: a KL that is only nearly KL, like Keras' "
+    "(keras_kl), which clips the predictions q to [1e-7, 1]: wherever a predicted probability "
+    "falls below 1e-7 the clipped loss passes no gradient to it, and that is where its stuck runs "
+    "come from (it clips the targets too, which only shifts the value); floating-point rounding "
+    "that differs between Σ y·(log y − log q) and −Σ y·log q, which many SGD steps can amplify "
+    "from one ulp to a different prediction; or non-deterministic parallel reductions (GPUs), "
+    "under which even a run and its repeat differ."
 )
+
+
+def _direct_pairs(stats: ComparisonStats, kl: str, ce: str) -> list[tuple[str, PairedComparison]]:
+    """kl against ce on every metric, from the per-seed values the stats keep (when neither is
+    the baseline), with the same margins, denominators and options."""
+    out = []
+    for metric in stats.metrics:
+        den = stats.denominators.get(metric)
+        bounded = den is not None or metric.endswith("accuracy")
+        out.append(
+            (
+                metric,
+                compare_paired(
+                    stats.values[kl][metric],
+                    stats.values[ce][metric],
+                    margin=stats.margins[metric],
+                    higher_is_better=higher_is_better(metric),
+                    confidence=stats.confidence,
+                    n_boot=stats.n_boot,
+                    seed=stats.seed,
+                    denominator=den,
+                    bounds=(0.0, 1.0) if bounded else None,
+                ),
+            )
+        )
+    return out
 
 
 def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> str:
-    """The identity KL = CE on one-hot targets, and whether the runs of arms `kl` and `ce` agreed.
+    """The identity KL = CE − H(y), and whether the runs of arms `kl` and `ce` agreed.
 
     Args:
       stats: the comparison.
@@ -222,8 +354,10 @@ def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> st
     Returns:
       "" when `kl` and `ce` are not both among `stats.arms`. Otherwise paragraphs wrapped at 100
       columns, separated by blank lines, with a final newline: the theory; then "identical in all N
-      pairs", or the identical counts per metric with the equivalence verdicts and the reasons runs
-      can differ, or, when neither arm is the baseline, that the two were not compared directly.
+      pairs" with the bound on the share of seeds that could still differ, or the identical counts
+      per metric with the verdicts and the reasons runs can differ. When neither arm is the
+      baseline, kl and ce are compared directly from the per-seed values in `stats.values`
+      (paired by seed, unadjusted).
     """
     if kl not in stats.arms or ce not in stats.arms:
         return ""
@@ -231,19 +365,36 @@ def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> st
         (ac.metric, ac.comparison) for ac in stats.comparisons if {ac.arm, ac.baseline} == {kl, ce}
     ]
     n = stats.n_seeds
+    lead = ""
+    if not pairs and kl in stats.values and ce in stats.values:
+        pairs = _direct_pairs(stats, kl, ce)
+        lead = (
+            f"{kl} vs {ce}, compared directly (paired by seed; the baseline of the tables is "
+            f"{stats.baseline}; p-values unadjusted): "
+        )
     if not pairs:
         outcome = [
             f"{kl} and {ce} were each compared with the baseline {stats.baseline}, not with each "
             "other; make one of them the baseline to compare them directly."
         ]
     elif all(c.all_identical for _, c in pairs):
-        outcome = [f"They did: {kl} and {ce} were identical in {_pairs(n)}, for every metric."]
+        bound = pairs[0][1].identical_share_bound
+        pct = _pct(stats.confidence)
+        limit = (
+            ""
+            if bound is None
+            else f" With {n} identical pairs, at {pct} confidence at most {100 * bound:.1f}% of "
+            "seeds would give different runs."
+        )
+        outcome = [
+            f"{lead}They did: {kl} and {ce} were identical in {_pairs(n)}, for every metric.{limit}"
+        ]
     else:
         counts = ", ".join(f"{metric} {c.n_identical} of {n}" for metric, c in pairs)
-        verdicts = ", ".join(f"{metric} {_verdict(c)} (±{c.margin:g})" for metric, c in pairs)
+        verdicts = ", ".join(f"{metric} {c.verdict} (±{c.margin:g})" for metric, c in pairs)
         outcome = [
-            f"They did not all agree. Identical pairs: {counts}. "
-            f"Equivalence at the stated margins: {verdicts}.",
+            f"{lead}They did not all agree. Identical pairs: {counts}. "
+            f"Verdicts at the stated margins: {verdicts}.",
             _WHY_DIFFERENT,
         ]
     return "\n\n".join(textwrap.fill(p, _WIDTH) for p in (_THEORY, *outcome)) + "\n"
