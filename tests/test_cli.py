@@ -126,10 +126,10 @@ def test_adam_with_its_own_numbers_is_recorded(tmp_path, capsys):
             ["run", "--epochs", "0"],
             r"^kldiv run: error: --epochs: expected an integer >= 1, got 0$",
         ),
-        (["run", "--epochs", "x"], r"argument --epochs: expected an integer, got 'x'"),
+        (["run", "--epochs", "x"], r"--epochs: expected an integer, got 'x'"),
         (
             ["run", "--learning-rate", "abc"],
-            r"argument --learning-rate: expected a number, got 'abc'",
+            r"--learning-rate: expected a number, got 'abc'",
         ),
         (
             ["run", "--momentum", "2"],
@@ -139,11 +139,11 @@ def test_adam_with_its_own_numbers_is_recorded(tmp_path, capsys):
             ["run", "--loss", "nope"],
             r"^kldiv run: error: --loss: expected one of 'ce', .*; got 'nope'$",
         ),
-        (["run", "--seeds", "5-2"], r"argument --seeds: expected a count N, a range A-B"),
-        (["run", "--hidden", "50,x"], r"argument --hidden: expected comma-separated layer widths"),
+        (["run", "--seeds", "5-2"], r"--seeds: expected a count N, a range A-B"),
+        (["run", "--hidden", "50,x"], r"--hidden: expected comma-separated layer widths"),
         (["run", "--seed", "1", "--seeds", "3"], r"not allowed with argument"),
         (["run", "--bogus"], r"unrecognized arguments: --bogus"),
-        (["run", "--optimizer", "lion"], r"argument --optimizer: invalid choice: 'lion'"),
+        (["run", "--optimizer", "lion"], r"--optimizer: invalid choice: 'lion'"),
         (
             ["run", "--optimizer", "adam", "--momentum", "0.5"],
             r"^kldiv run: error: --momentum: not a hyperparameter of adam",

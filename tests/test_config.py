@@ -120,7 +120,7 @@ def test_config_errors_are_value_errors_with_a_field():
         ({"n_samples": 100, "n_train": 100}, "n_train", "expected fewer than n_samples=100 rows"),
         ({"n_samples": 1}, "n_samples", "expected an integer >= 2, got 1"),
         ({"centers": 1}, "centers", "expected an integer >= 2, got 1"),
-        ({"cluster_std": 0.0}, "cluster_std", "expected a number in (0, inf], got 0.0"),
+        ({"cluster_std": 0.0}, "cluster_std", "expected a number in (0, inf), got 0.0"),
         ({"cluster_std": 1e39}, "cluster_std", "expected a number float32 can hold"),
         ({"random_state": -1}, "random_state", "expected an integer in [0, 4294967295], got -1"),
         ({"random_state": 2**32}, "random_state", "expected an integer in [0, 4294967295]"),

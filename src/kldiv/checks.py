@@ -4,6 +4,7 @@ was received ("name: expected X, got Y")."""
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 
@@ -35,6 +36,7 @@ def check_real(
     it as a normal number (training computes in float32: 1e-50 would be 0 there, 1e39 infinite)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigTypeError(name, f"expected a number, got {value!r}")
+    open_high = open_high or high == math.inf  # no float32 number is infinite
     bad_low = value <= low if open_low else value < low
     bad_high = value >= high if open_high else value > high
     interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
@@ -44,6 +46,18 @@ def check_real(
         raise ConfigError(
             name, f"expected a number float32 can hold ({F32_TINY:g} to {F32_MAX:g}), got {value!r}"
         )
+    # Training runs with float32(value): refuse a value that float32 rounds onto an end of the
+    # interval it is not on (momentum 0.99999999999 would run as 1.0 yet be recorded as less).
+    ran = to_float32(value)
+    if ran != value and ran in (low, high):
+        raise ConfigError(
+            name, f"expected a number in {interval}, got {value!r}, which float32 rounds to {ran!r}"
+        )
+
+
+def to_float32(value: float) -> float:
+    """The float32 nearest to `value` (round to nearest even), as a Python float."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

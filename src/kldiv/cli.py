@@ -42,7 +42,10 @@ _FLAGS = {"random_state": "--data-seed", "arms": "--losses"}
 
 
 def flag_of(field: str) -> str:
-    """The command-line flag that sets config field `field`."""
+    """The command-line flag that sets config field `field` (an environment variable such as
+    XLA_FLAGS, named by `kldiv.runtime.configure`, is named as it is)."""
+    if field.isupper():
+        return field
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
@@ -59,7 +62,47 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message}")
+        if message.startswith("the following arguments are required: COMMAND"):
+            raise UsageError(f"{self.prog}: error: no command given; run 'kldiv --help' for help")
+        # "argument --epochs: expected ..." -> "--epochs: expected ...", the format of every error
+        raise UsageError(f"{self.prog}: error: {message.removeprefix('argument ')}")
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._join_number_values(args), namespace)
+
+    def _join_number_values(self, args: list[str]) -> list[str]:
+        """`--learning-rate -inf` -> `--learning-rate=-inf`: a value that starts with '-' but is a
+        number (-inf, -nan, -1e-3) goes to the flag before it rather than reading as an unknown
+        option (argparse takes only plain negative numbers such as -1 or -0.5 as values)."""
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            token = args[i]
+            action = self._option_string_actions.get(token)
+            if token == "--":
+                return out + args[i:]
+            if (
+                action is not None
+                and action.nargs is None
+                and i + 1 < len(args)
+                and args[i + 1].startswith("-")
+                and _is_number(args[i + 1])
+            ):
+                out.append(f"{token}={args[i + 1]}")
+                i += 2
+                continue
+            out.append(token)
+            i += 1
+        return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _int(text: str) -> int:
@@ -89,22 +132,57 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+MAX_SEEDS = 10**6
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """'N' -> seeds 0..N-1; 'A-B' -> A..B inclusive; 'a,b,c' -> those seeds."""
-    expected = "expected a count N, a range A-B or a list a,b,c of seeds in [0, 2**32)"
+    """'N' -> seeds 0..N-1; 'A-B' -> A..B inclusive; 'a,b,c' -> those seeds; at most MAX_SEEDS
+    of them (counted before any range is built)."""
+    expected = (
+        f"expected a count N, a range A-B or a list a,b,c of 1 to {MAX_SEEDS:,} distinct seeds "
+        "in [0, 2**32)"
+    )
     try:
         if "," in text:
-            seeds = tuple(int(part) for part in text.split(","))
+            parts = text.split(",")
+            if len(parts) > MAX_SEEDS:
+                raise ValueError
+            seeds = tuple(int(part) for part in parts)
         elif "-" in text.strip("-"):
             first, last = (int(part) for part in text.split("-"))
+            if not 0 <= first <= last < 2**32 or last - first + 1 > MAX_SEEDS:
+                raise ValueError
             seeds = tuple(range(first, last + 1))
         else:
-            seeds = tuple(range(int(text)))
+            count = int(text)
+            if not 1 <= count <= MAX_SEEDS:
+                raise ValueError
+            seeds = tuple(range(count))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
     if not seeds or min(seeds) < 0 or max(seeds) >= 2**32 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"{expected} (distinct, at least one), got {text!r}")
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
     return seeds
+
+
+def _seed(text: str) -> int:
+    """One seed, an integer in [0, 2**32)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 4294967295], got {text!r}")
+    return seed
+
+
+def parse_losses(text: str) -> str:
+    """'kl,ce' as given, once every comma-separated part is a name (no empty parts)."""
+    if not all(part.strip() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated loss names such as 'kl,ce', got {text!r}"
+        )
+    return text
 
 
 def _default(cls: type, name: str) -> Any:
@@ -152,7 +230,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--data-seed",
-        type=_int,
+        type=_seed,
         default=_default(BlobsConfig, "random_state"),
         help=f"make_blobs random_state ({_default(BlobsConfig, 'random_state')}, the tutorial's)",
     )
@@ -178,6 +256,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
+    from kldiv import __version__
     from kldiv.config import TrainConfig
     from kldiv.losses import loss_names
 
@@ -186,6 +265,7 @@ def build_parser() -> Parser:
         description="Exact KL-divergence losses and the classic KL-loss tutorial experiment.",
         epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"kldiv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     losses = ", ".join(loss_names())
@@ -202,12 +282,15 @@ def build_parser() -> Parser:
         "--loss", default=default_loss, help=f"loss name ({default_loss}); one of: {losses}"
     )
     seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=_int, default=0, help="training seed: init and shuffles (0)")
+    seeds.add_argument(
+        "--seed", type=_seed, default=0, help="training seed: init and shuffles (0), in [0, 2**32)"
+    )
     seeds.add_argument(
         "--seeds",
         type=parse_seeds,
         default=None,
-        help="many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c",
+        help=f"many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
+        f"{MAX_SEEDS:,} seeds",
     )
     _add_training_options(run)
 
@@ -220,6 +303,7 @@ def build_parser() -> Parser:
     )
     comp.add_argument(
         "--losses",
+        type=parse_losses,
         default="kl,ce",
         help=f"comma-separated loss names, the first is the baseline (default kl,ce); from: {losses}",
     )
@@ -227,7 +311,8 @@ def build_parser() -> Parser:
         "--seeds",
         type=parse_seeds,
         default=tuple(range(30)),
-        help="N (seeds 0..N-1), a range A-B, or a list a,b,c (default 30)",
+        help=f"N (seeds 0..N-1), a range A-B, or a list a,b,c (default 30); at most "
+        f"{MAX_SEEDS:,} seeds",
     )
     comp.add_argument(
         "--margin",

@@ -16,6 +16,7 @@ from kldiv.checks import ConfigError
 from kldiv.config import BlobsConfig, TrainConfig, to_dict
 from kldiv.data import Dataset, blobs_dataset
 from kldiv.engine import ProgressFn, TrainResult, train
+from kldiv.engine.runner import check
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def compare(
     if len(arms) < 2:
         raise ConfigError("arms", f"expected at least two arms, got {list(arms)!r}")
     data = dataset(experiment)
+    for config in arms.values():  # every arm is checked before any trains
+        check(config, data, experiment.seeds)
     results = {}
     for i, (name, config) in enumerate(arms.items()):
 

@@ -15,9 +15,15 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from kldiv.checks import ConfigError
 from kldiv.losses import get_loss
 from kldiv.model import MLP, Params
+
+# Losses that are +inf wherever a target probability is 0, whatever the logits: a softmax is never
+# exactly 0, so KL(q || t) has a term q_i log(q_i / 0) = +inf for every zero target t_i.
+FULL_SUPPORT_LOSSES = frozenset({"reverse_kl"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,21 @@ class Classifier:
         per_example = get_loss(self.loss)(logits, targets, axis=axis)
         hits = jnp.argmax(logits, axis=axis) == jnp.argmax(targets, axis=axis)
         return {"loss": per_example, "accuracy": hits.astype(per_example.dtype)}
+
+    def check_targets(self, targets: Any) -> None:
+        """Refuse targets this loss cannot train on: a loss in FULL_SUPPORT_LOSSES is infinite on
+        every row with a zero probability (one-hot labels have them on every row), so no learning
+        rate trains it.
+
+        Raises:
+          ConfigError("loss", ...): the loss needs full support and some target probability is 0.
+        """
+        if self.loss in FULL_SUPPORT_LOSSES and bool(np.any(np.asarray(targets) == 0)):
+            raise ConfigError(
+                "loss",
+                f"{self.loss} is infinite where a target probability is 0 (one-hot labels); it "
+                "trains only on targets with full support, such as soft labels",
+            )
 
     def __call__(
         self, model: MLP, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None

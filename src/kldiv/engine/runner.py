@@ -16,13 +16,17 @@ epoch); the other runs finish.
 from __future__ import annotations
 
 import functools
+import itertools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine import lanes
@@ -181,7 +185,7 @@ def _check_seeds(seeds: Sequence[int]) -> np.ndarray:
     return array.astype(np.uint32)
 
 
-def _check_data(data: Dataset) -> Dataset:
+def _check_data(data: Dataset, config: TrainConfig) -> Dataset:
     for name, array in data._asdict().items():
         if np.ndim(array) != 2:
             raise ValueError(f"data.{name}: expected a 2-D array, got shape {np.shape(array)}")
@@ -192,7 +196,171 @@ def _check_data(data: Dataset) -> Dataset:
                 f"data.{x_or_y}_val: expected {train.shape[1]} {what} like {x_or_y}_train, "
                 f"got {val.shape[1]}"
             )
-    return Dataset(*(np.asarray(a, np.float32) for a in data))
+    data = Dataset(*(np.asarray(a, np.float32) for a in data))
+    objective = Run.of(config, data.n_features, data.n_classes).objective
+    for targets in (data.y_train, data.y_val):
+        objective.check_targets(targets)  # e.g. reverse KL on one-hot labels: infinite everywhere
+    return data
+
+
+# Optimizer state arrays per weight (Adam's two moments, SGD's momentum trace, RMSProp's average).
+_STATE_SLOTS = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
+# What the memory a training needs is made of, and the flag that most drives each part.
+_PARTS = {
+    "weights": "weights and optimizer state",
+    "activations": "activations",
+    "history": "history",
+    "batches": "batch tables",
+}
+# The process itself (Python, NumPy, JAX and XLA's runtime, compiled programs), measured ~0.4 GB.
+_BASELINE_BYTES = 400 * 2**20
+
+
+def estimate_bytes(
+    config: TrainConfig, data: Dataset, n_runs: int, n_devices: int, path: str = "auto"
+) -> dict[str, int]:
+    """Memory (bytes) that training `n_runs` runs of `config` on `data` over `n_devices` devices
+    needs at its peak, by part: "weights" (weights, gradients, updates and optimizer state of the
+    runs trained at once), "activations" (a step's or an evaluation's activations and their
+    gradients for those runs), "history" (runs x epochs x history keys, float32, on the device and
+    in the host's copies), "batches" (an epoch's gathered batch tables per run, and the data).
+
+    An estimate (float32 arrays, a few copies where XLA and the runner make them), measured within
+    ~20% of the peak resident memory beyond the process's own for hidden widths 2,000 to 20,000 and
+    batch sizes to 100,000. Plus the process's baseline, ~0.4 GB, not included.
+    """
+    path = choose_path(path, config, data)
+    chunk = chunk_size(path, n_runs, n_devices)
+    n_chunks = -(-n_runs // chunk)
+    per_round = min(n_devices, n_chunks) * chunk  # runs trained at once
+    padded = -(-n_chunks // min(n_devices, n_chunks)) * per_round
+    widths = (data.n_features, *config.hidden, data.n_classes)
+    n_params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    slots = _STATE_SLOTS.get(config.optimizer.name, 2)
+    n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
+    steps = -(-n_train // config.batch_size)
+    rows = max(config.batch_size, n_train, n_val)  # evaluations take a whole set at once
+    n_keys = 2 * len(Run.of(config, data.n_features, data.n_classes).metric_names)
+    f32 = 4
+    data_bytes = sum(np.asarray(a).size for a in data) * f32
+    return {
+        # params, gradients, updates and the state on the devices; params and a copy on the host
+        "weights": per_round * n_params * f32 * (3 + slots) + n_runs * n_params * f32 * 2,
+        # pre-activations, activations and their gradients for every unit
+        "activations": per_round * rows * sum(widths) * f32 * 3,
+        # the device's (runs, epochs) output, the host's blocks and their concatenation
+        "history": padded * config.epochs * n_keys * f32 * 3,
+        # x and y rows gathered in the epoch's order, and their weights, twice (gather, reshape)
+        "batches": per_round
+        * steps
+        * config.batch_size
+        * (data.n_features + data.n_classes + 1)
+        * f32
+        * 2
+        + n_devices * data_bytes,
+    }
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: the kernel's MemAvailable (or free pages), and at
+    most what the cgroup's memory.max leaves."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return 2**63 - 1  # unknown: do not refuse
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(0, available)
+
+
+def check_memory(
+    config: TrainConfig,
+    data: Dataset,
+    n_runs: int,
+    n_devices: int,
+    path: str = "auto",
+    *,
+    available: int | None = None,
+) -> None:
+    """Refuse a training whose `estimate_bytes` exceed the memory available (default
+    `available_memory()`), before anything is compiled or allocated.
+
+    Raises:
+      ConfigError naming the field most responsible: "hidden", "batch_size", "epochs" or "seeds".
+    """
+    parts = estimate_bytes(config, data, n_runs, n_devices, path)
+    total = sum(parts.values()) + _BASELINE_BYTES
+    available = available_memory() if available is None else available
+    if total <= available:
+        return
+    worst = max(parts, key=parts.__getitem__)
+    n_rows = max(data.x_train.shape[0], data.x_val.shape[0])
+    field = {
+        "weights": "hidden",
+        "activations": "batch_size"
+        if config.batch_size > max(n_rows, *config.hidden)
+        else "hidden",
+        "history": "epochs" if config.epochs >= n_runs else "seeds",
+        "batches": "batch_size",
+    }[worst]
+    raise ConfigError(
+        field,
+        f"expected a training that fits in the {_size(available)} of memory available, got one "
+        f"that needs about {_size(total)} (mostly {_PARTS[worst]}: {_size(parts[worst])})",
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
+def check(
+    config: TrainConfig,
+    data: Dataset,
+    seeds: Sequence[int],
+    *,
+    hyperparameters: Mapping[str, Sequence[float]] | None = None,
+    devices: Sequence[Any] | None = None,
+    path: str = "auto",
+) -> None:
+    """Everything `train` checks before it compiles (seeds, data and targets, per-run values, path,
+    memory), without training: raises what `train` would."""
+    _prepare(config, data, seeds, hyperparameters, devices, path)
+
+
+def _prepare(
+    config: TrainConfig,
+    data: Dataset,
+    seeds: Sequence[int],
+    hyperparameters: Mapping[str, Sequence[float]] | None,
+    devices: Sequence[Any] | None,
+    path: str,
+) -> tuple[np.ndarray, Dataset, dict[str, np.ndarray], str, tuple]:
+    seed_array = _check_seeds(seeds)
+    data = _check_data(data, config)
+    hyper = _per_run_hyperparameters(config, hyperparameters, seed_array.size)
+    path = choose_path(path, config, data)
+    all_devices = tuple(jax.local_devices() if devices is None else devices)
+    check_memory(config, data, seed_array.size, len(all_devices), path)
+    return seed_array, data, hyper, path, all_devices
 
 
 def _per_run_hyperparameters(
@@ -252,15 +420,19 @@ def train(
         `kldiv.runtime.configure` for one CPU device per core).
       path: 'auto' (the lanes accelerator where it supports the config, else generic), 'lanes'
         (raises where unsupported) or 'generic'. The two agree to float32 rounding, not bitwise.
+
+    Raises (before anything is compiled; `check` raises the same without training):
+      ValueError: bad seeds, data shapes, per-run values or path.
+      ConfigError: the loss cannot train on these targets ("loss"; see
+        `kldiv.objectives.Classifier.check_targets`), or the training needs more memory than is
+        available ("hidden", "batch_size", "epochs" or "seeds"; see `check_memory`).
     """
-    seed_array = _check_seeds(seeds)
-    data = _check_data(data)
+    seed_array, data, hyper, path, all_devices = _prepare(
+        config, data, seeds, hyperparameters, devices, path
+    )
     n_runs = seed_array.size
-    hyper = _per_run_hyperparameters(config, hyperparameters, n_runs)
-    path = choose_path(path, config, data)
     run = Run.of(config, data.n_features, data.n_classes)
     block = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
-    all_devices = tuple(jax.local_devices() if devices is None else devices)
     chunk = chunk_size(path, n_runs, len(all_devices))
     n_chunks = -(-n_runs // chunk)
     devices = all_devices[: min(len(all_devices), n_chunks)]
