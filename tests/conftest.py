@@ -13,6 +13,20 @@ os.environ.setdefault("KLDIV_CACHE_DIR", tempfile.mkdtemp(prefix="kldiv-test-cac
 configure(cpu_devices=2)
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli(args)` runs `kldiv ARGS` in-process and returns (exit code, stdout, stderr)."""
+    from kldiv.cli import main
+
+    def run(args):
+        code = main(args)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

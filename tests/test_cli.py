@@ -9,18 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kldiv.cli import flag_of, main, parse_seeds
+from kldiv.cli import flag_of, parse_seeds
 from kldiv.data import blobs_dataset
 from kldiv.model import MLP
 from kldiv.records import load_params, load_run
 
 FAST = ["--epochs", "2", "--no-plot"]
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def only_run_dir(root):
@@ -29,10 +23,8 @@ def only_run_dir(root):
     return dirs[0]
 
 
-def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, capsys):
-    code, out, err = run_cli(
-        ["run", "--epochs", "3", "--seed", "4", "--out", str(tmp_path)], capsys
-    )
+def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, cli):
+    code, out, err = cli(["run", "--epochs", "3", "--seed", "4", "--out", str(tmp_path)])
     assert code == 0, err
     assert err == ""
     assert re.search(r"^Train: 0\.\d{3}, Test: 0\.\d{3}$", out, re.M)
@@ -71,30 +63,30 @@ def test_run_prints_the_tutorial_line_and_writes_a_run_directory(tmp_path, capsy
     assert experiment.seeds == (4,) and experiment.train.epochs == 3
 
 
-def test_quiet_prints_only_the_result(tmp_path, capsys):
-    code, out, _ = run_cli(["run", *FAST, "--quiet", "--out", str(tmp_path)], capsys)
+def test_quiet_prints_only_the_result(tmp_path, cli):
+    code, out, _ = cli(["run", *FAST, "--quiet", "--out", str(tmp_path)])
     assert code == 0
     assert out.count("\n") == 1 and out.startswith("Train: ")
 
 
-def test_many_seeds_report_mean_and_interval(tmp_path, capsys):
-    code, out, _ = run_cli(["run", *FAST, "--seeds", "3-5", "--out", str(tmp_path)], capsys)
+def test_many_seeds_report_mean_and_interval(tmp_path, cli):
+    code, out, _ = cli(["run", *FAST, "--seeds", "3-5", "--out", str(tmp_path)])
     assert code == 0
     assert "mean ± std over 3 seeds" in out and "95% t interval" in out
     metrics = json.loads((only_run_dir(tmp_path) / "metrics.json").read_text())
     assert metrics["seeds"] == [3, 4, 5]
 
 
-def test_runs_never_overwrite_each_other(tmp_path, capsys):
+def test_runs_never_overwrite_each_other(tmp_path, cli):
     for _ in range(2):
-        assert run_cli(["run", *FAST, "--quiet", "--out", str(tmp_path)], capsys)[0] == 0
+        assert cli(["run", *FAST, "--quiet", "--out", str(tmp_path)])[0] == 0
     assert len(list(tmp_path.iterdir())) == 2
 
 
-def test_flags_set_the_config(tmp_path, capsys):
+def test_flags_set_the_config(tmp_path, cli):
     args = ["run", *FAST, "--hidden", "8,4", "--batch-size", "50", "--data-seed", "7"]
     args += ["--loss", "kld", "--learning-rate", "0.05", "--momentum", "0.5"]
-    code, _, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, _, err = cli([*args, "--out", str(tmp_path)])
     assert code == 0, err
     config = json.loads((only_run_dir(tmp_path) / "config.json").read_text())
     assert config["data"]["random_state"] == 7
@@ -104,9 +96,9 @@ def test_flags_set_the_config(tmp_path, capsys):
     assert train["optimizer"] == {"name": "sgd", "learning_rate": 0.05, "momentum": 0.5}
 
 
-def test_adam_with_its_own_numbers_is_recorded(tmp_path, capsys):
+def test_adam_with_its_own_numbers_is_recorded(tmp_path, cli):
     args = ["run", *FAST, "--optimizer", "adam", "--learning-rate", "0.002", "--b2", "0.99"]
-    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*args, "--out", str(tmp_path)])
     assert code == 0, err
     assert "Train: " in out
     config = json.loads((only_run_dir(tmp_path) / "config.json").read_text())
@@ -178,8 +170,8 @@ def test_adam_with_its_own_numbers_is_recorded(tmp_path, capsys):
         (["fly"], r"invalid choice: 'fly'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, pattern):
-    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, cli, args, pattern):
+    code, out, err = cli([*args, "--out", str(tmp_path)])
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     assert re.search(pattern, err.rstrip("\n")), err
@@ -194,9 +186,9 @@ def test_flags_are_named_after_config_fields():
     assert flag_of("weight_decay") == "--weight-decay"
 
 
-def test_divergence_of_a_single_run_is_one_line_exit_1_and_saves_nothing(tmp_path, capsys):
+def test_divergence_of_a_single_run_is_one_line_exit_1_and_saves_nothing(tmp_path, cli):
     args = ["run", "--epochs", "20", "--learning-rate", "1e6", "--out", str(tmp_path)]
-    code, out, err = run_cli(args, capsys)
+    code, out, err = cli(args)
     assert code == 1
     assert err.count("\n") == 1 and "Traceback" not in err
     assert re.match(
@@ -207,7 +199,7 @@ def test_divergence_of_a_single_run_is_one_line_exit_1_and_saves_nothing(tmp_pat
     assert not list(tmp_path.iterdir())
 
 
-def test_some_diverging_seeds_warn_and_the_rest_are_saved(tmp_path, capsys):
+def test_some_diverging_seeds_warn_and_the_rest_are_saved(tmp_path, cli):
     # SGD at learning rate 10 for 4 epochs sits at the edge of stability: about a third of the
     # seeds diverge (7 of 20 here, with AVX2 and AVX-512 alike), so some do and some do not.
     args = [
@@ -221,7 +213,7 @@ def test_some_diverging_seeds_warn_and_the_rest_are_saved(tmp_path, capsys):
         "--out",
         str(tmp_path),
     ]
-    code, out, err = run_cli(args, capsys)
+    code, out, err = cli(args)
     assert code == 0, err
     assert err.count("\n") == 1
     match = re.match(
@@ -255,9 +247,9 @@ def test_parse_seeds_forms():
     assert parse_seeds("7,1,9") == (7, 1, 9)
 
 
-def test_compare_writes_stats_figures_and_report(tmp_path, capsys):
+def test_compare_writes_stats_figures_and_report(tmp_path, cli):
     args = ["compare", "--losses", "kl,ce", "--seeds", "4", "--epochs", "3", "--out", str(tmp_path)]
-    code, out, err = run_cli(args, capsys)
+    code, out, err = cli(args)
     assert code == 0, err
     run = only_run_dir(tmp_path)
     names = {p.name for p in run.iterdir()}

@@ -9,18 +9,11 @@ import signal
 
 import pytest
 
-import kldiv.cli
+import kldiv.cli.guard
 import kldiv.experiment
 import kldiv.records
-from kldiv.cli import main
 
 FAST = ["--epochs", "2", "--no-plot"]
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -38,8 +31,8 @@ def one_error_line(err):
 
 
 @pytest.mark.parametrize("command", [["run", "--seeds", "2000"], ["compare", "--seeds", "50"]])
-def test_an_unwritable_out_fails_before_training(tmp_path, capsys, no_training, command):
-    code, out, err = run_cli([*command, "--out", "/proc/x"], capsys)
+def test_an_unwritable_out_fails_before_training(tmp_path, cli, no_training, command):
+    code, out, err = cli([*command, "--out", "/proc/x"])
     assert code == 2 and out == ""
     line = one_error_line(err)
     assert re.match(
@@ -49,25 +42,25 @@ def test_an_unwritable_out_fails_before_training(tmp_path, capsys, no_training, 
     ), line
 
 
-def test_out_that_is_a_file_fails_before_training(tmp_path, capsys, no_training):
+def test_out_that_is_a_file_fails_before_training(tmp_path, cli, no_training):
     (tmp_path / "f").write_text("")
-    code, _, err = run_cli(["run", "--out", str(tmp_path / "f")], capsys)
+    code, _, err = cli(["run", "--out", str(tmp_path / "f")])
     assert code == 2
     assert one_error_line(err).endswith(f"got '{tmp_path / 'f'}' (Not a directory)")
 
 
-def test_empty_out_is_refused(tmp_path, capsys, no_training, monkeypatch):
+def test_empty_out_is_refused(tmp_path, cli, no_training, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for args in (["run", "--out", ""], ["compare", "--out="]):
-        code, _, err = run_cli(args, capsys)
+        code, _, err = cli(args)
         assert code == 2
         assert one_error_line(err) == f"kldiv {args[0]}: error: --out: expected a directory, got ''"
     assert list(tmp_path.iterdir()) == []
 
 
-def test_out_is_created_and_no_probe_is_left(tmp_path, capsys):
+def test_out_is_created_and_no_probe_is_left(tmp_path, cli):
     out = tmp_path / "a" / "b"
-    code, _, err = run_cli(["run", *FAST, "--out", str(out)], capsys)
+    code, _, err = cli(["run", *FAST, "--out", str(out)])
     assert code == 0, err
     (run,) = out.iterdir()
     assert run.name.endswith("-run")
@@ -79,7 +72,7 @@ def test_out_is_created_and_no_probe_is_left(tmp_path, capsys):
 )
 @pytest.mark.parametrize("command", [["run"], ["compare", "--seeds", "2"]])
 def test_a_failure_to_save_is_an_out_error_and_leaves_nothing(
-    tmp_path, capsys, monkeypatch, error, reason, command
+    tmp_path, cli, monkeypatch, error, reason, command
 ):
     real = kldiv.records.write_atomic
     calls = []
@@ -91,7 +84,7 @@ def test_a_failure_to_save_is_an_out_error_and_leaves_nothing(
         real(path, data)
 
     monkeypatch.setattr(kldiv.records, "write_atomic", write_atomic)
-    code, out, err = run_cli([*command, *FAST, "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*command, *FAST, "--out", str(tmp_path)])
     assert code == 2
     assert one_error_line(err) == (
         f"kldiv {command[0]}: error: --out: could not save into '{tmp_path}' ({reason})"
@@ -101,7 +94,7 @@ def test_a_failure_to_save_is_an_out_error_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_signal_while_saving_leaves_nothing_and_exits_128_plus_n(tmp_path, capsys, monkeypatch):
+def test_a_signal_while_saving_leaves_nothing_and_exits_128_plus_n(tmp_path, cli, monkeypatch):
     real = kldiv.records.write_atomic
     calls = []
 
@@ -112,7 +105,7 @@ def test_a_signal_while_saving_leaves_nothing_and_exits_128_plus_n(tmp_path, cap
             os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
 
     monkeypatch.setattr(kldiv.records, "write_atomic", write_atomic)
-    code, out, err = run_cli(["run", *FAST, "--out", str(tmp_path)], capsys)
+    code, out, err = cli(["run", *FAST, "--out", str(tmp_path)])
     assert code == 143
     assert err == "kldiv run: interrupted by SIGTERM; nothing was saved\n"
     assert "Train" not in out
@@ -120,24 +113,24 @@ def test_a_signal_while_saving_leaves_nothing_and_exits_128_plus_n(tmp_path, cap
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main restores the handlers
 
 
-def test_a_swallowed_interrupt_still_stops_the_run(tmp_path, capsys, monkeypatch):
+def test_a_swallowed_interrupt_still_stops_the_run(tmp_path, cli, monkeypatch):
     # As when the KeyboardInterrupt lands in JAX's garbage-collection callback, which only prints
     # it: the handler's exception never reaches the command, the recorded signal must.
     monkeypatch.setattr(
-        kldiv.cli, "_on_signal", lambda signum, frame: kldiv.cli._received.append(signum)
+        kldiv.cli.guard, "on_signal", lambda signum, frame: kldiv.cli.guard.received.append(signum)
     )
     real = kldiv.experiment.run
 
     def run(experiment, *, on_progress, **kwargs):
         def progress(done, total):
-            if done == 1 or not kldiv.cli._received:
+            if done == 1 or not kldiv.cli.guard.received:
                 os.kill(os.getpid(), signal.SIGINT)
             on_progress(done, total)
 
         return real(experiment, on_progress=progress, **kwargs)
 
     monkeypatch.setattr(kldiv.experiment, "run", run)
-    code, _, err = run_cli(["run", "--epochs", "30", "--out", str(tmp_path)], capsys)
+    code, _, err = cli(["run", "--epochs", "30", "--out", str(tmp_path)])
     assert code == 130
     assert err == "kldiv run: interrupted by SIGINT; nothing was saved\n"
     assert list(tmp_path.iterdir()) == []
@@ -158,10 +151,10 @@ def ce_learning_rate(monkeypatch):
     return rate
 
 
-def test_compare_keeps_the_arms_that_trained(tmp_path, capsys, ce_learning_rate):
+def test_compare_keeps_the_arms_that_trained(tmp_path, cli, ce_learning_rate):
     ce_learning_rate.append(1e6)  # every ce run diverges
     args = ["compare", "--losses", "kl,ce,js", "--seeds", "4", "--epochs", "5"]
-    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*args, "--out", str(tmp_path)])
     assert code == 1
     line = one_error_line(err)
     assert re.match(
@@ -182,11 +175,11 @@ def test_compare_keeps_the_arms_that_trained(tmp_path, capsys, ce_learning_rate)
     assert f"comparison saved to {run}" in out
 
 
-def test_compare_excludes_the_seeds_where_an_arm_diverged(tmp_path, capsys, ce_learning_rate):
+def test_compare_excludes_the_seeds_where_an_arm_diverged(tmp_path, cli, ce_learning_rate):
     # SGD at learning rate 10 for 4 epochs diverges about a third of the seeds (see test_cli)
     ce_learning_rate.append(10.0)
     args = ["compare", "--losses", "kl,ce", "--seeds", "20", "--epochs", "4", "--no-plot"]
-    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*args, "--out", str(tmp_path)])
     assert code == 1
     match = re.match(
         r"^kldiv compare: error: arm ce: (\d+) of 20 runs diverged", one_error_line(err)
@@ -202,9 +195,9 @@ def test_compare_excludes_the_seeds_where_an_arm_diverged(tmp_path, capsys, ce_l
     assert set(json.loads((run / "config.json").read_text())["excluded_seeds"]) == bad
 
 
-def test_compare_where_every_arm_diverges_fails_and_saves_nothing(tmp_path, capsys):
+def test_compare_where_every_arm_diverges_fails_and_saves_nothing(tmp_path, cli):
     args = ["compare", "--seeds", "2", "--epochs", "20", "--learning-rate", "1e6", *FAST[2:]]
-    code, out, err = run_cli([*args, "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*args, "--out", str(tmp_path)])
     assert code == 1
     assert one_error_line(err).startswith(
         "kldiv compare: error: training diverged in every run of every arm; arm kl: 2 of 2"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kldiv.cli import MAX_SEEDS, main, parse_seeds
+from kldiv.cli import MAX_SEEDS, parse_seeds
 from kldiv.engine import runner
 
 
@@ -18,12 +18,6 @@ def nothing_compiled(monkeypatch):
         raise AssertionError("a training program was compiled")
 
     monkeypatch.setattr(runner, "_program", fail)
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
@@ -107,9 +101,9 @@ def run_cli(args, capsys):
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag_exit_2(
-    tmp_path, capsys, nothing_compiled, args, pattern
+    tmp_path, cli, nothing_compiled, args, pattern
 ):
-    code, out, err = run_cli([*args, "--no-plot", "--out", str(tmp_path)], capsys)
+    code, out, err = cli([*args, "--no-plot", "--out", str(tmp_path)])
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err and "Warning" not in err
     assert re.search(pattern, err.rstrip("\n")), err
@@ -127,11 +121,11 @@ def test_bad_input_is_one_line_naming_the_flag_exit_2(
     ],
 )
 def test_trainings_bigger_than_memory_are_refused_at_once(
-    tmp_path, capsys, monkeypatch, nothing_compiled, args, flag
+    tmp_path, cli, monkeypatch, nothing_compiled, args, flag
 ):
     # the reproductions (bad_alloc, RESOURCE_EXHAUSTED, MemoryError), on a machine with 8 GB free
     monkeypatch.setattr(runner, "available_memory", lambda: 8 * 10**9)
-    code, _, err = run_cli(["run", *args, "--no-plot", "--out", str(tmp_path)], capsys)
+    code, _, err = cli(["run", *args, "--no-plot", "--out", str(tmp_path)])
     assert code == 2, err
     assert re.fullmatch(
         rf"kldiv run: error: {flag}: expected a training that fits in the 8\.0 GB of memory "
@@ -149,9 +143,9 @@ def test_parse_seeds_counts_before_building():
             parse_seeds(text)
 
 
-def test_numbers_after_flags_are_values_and_do_not_touch_other_tokens(tmp_path, capsys):
+def test_numbers_after_flags_are_values_and_do_not_touch_other_tokens(tmp_path, cli):
     # a plain value after a value-taking flag, a negative number after a flag that takes none
-    code, _, err = run_cli(["run", "--quiet", "-1", "--out", str(tmp_path)], capsys)
+    code, _, err = cli(["run", "--quiet", "-1", "--out", str(tmp_path)])
     assert code == 2 and "unrecognized arguments: -1" in err
 
 

@@ -1,0 +1,149 @@
+"""`kldiv compare`: several losses on the same seeds, paired statistics, a saved report.
+
+It keeps what trained: an arm whose runs diverged is named on stderr with its diverged seeds, the
+seeds where any compared arm diverged are left out of the paired statistics (the table says how
+many), an arm that diverged on every seed is left out of them entirely, and the comparison of the
+rest is still saved and printed. The exit code is then 1: the comparison asked for was not fully
+computed, and scripts must not mistake it for a complete one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kldiv.checks import ConfigError
+from kldiv.cli import guard, options
+from kldiv.cli.run import divergence_line
+
+
+def add_parser(sub: Any) -> None:
+    from kldiv.losses import loss_names
+
+    comp = sub.add_parser(
+        "compare",
+        help="run several losses on the same seeds and compare them statistically",
+        description="Train every loss on the same seeds (paired: same initial weights and data "
+        "order per seed) and report means, intervals, paired tests, P(A>B) and an equivalence "
+        "test, as a table, stats.json, figures and a self-contained report.html.",
+    )
+    comp.add_argument(
+        "--losses",
+        type=options.parse_losses,
+        default="kl,ce",
+        help="comma-separated loss names, the first is the baseline (default kl,ce); from: "
+        + ", ".join(loss_names()),
+    )
+    comp.add_argument(
+        "--seeds",
+        type=options.parse_seeds,
+        default=tuple(range(30)),
+        help=f"N (seeds 0..N-1), a range A-B, or a list a,b,c (default 30); at most "
+        f"{options.MAX_SEEDS:,} seeds",
+    )
+    comp.add_argument(
+        "--margin",
+        type=options.parse_float,
+        default=0.01,
+        help="equivalence margin for accuracies, TOST (default 0.01)",
+    )
+    options.add_training_options(comp)
+    options.add_output_options(comp)
+
+
+def command(args: argparse.Namespace, console: Any) -> int:
+    import numpy as np
+
+    from kldiv import experiment as ex
+    from kldiv.config import canonical_loss
+    from kldiv.records import comparison_record, save_comparison
+    from kldiv.report import html_report, stats_table, theory_note
+    from kldiv.stats import compare_arms
+
+    names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
+    exp = options.experiment(args, names[0], args.seeds)
+    arms = {name: exp.train.replace(loss=name) for name in names}
+    guard.prepare_out(args.out)
+    with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
+        results = ex.compare(exp, arms, on_progress=guard.checking(progress))
+    failed = [name for name, r in results.items() if not r.healthy.all()]
+    compared = [name for name, r in results.items() if r.healthy.any()]
+    if not compared:
+        raise guard.RunFailed(
+            "training diverged in every run of every arm; "
+            + "; ".join(f"arm {n}: {divergence_line(r)}" for n, r in results.items())
+        )
+    # Paired statistics need the same seeds in every arm: those where no compared arm diverged.
+    paired = np.logical_and.reduce([results[n].healthy for n in compared])
+    if not paired.any():
+        raise guard.RunFailed(
+            "no seed trained in every arm that trained at all; "
+            + "; ".join(f"arm {n}: {divergence_line(results[n])}" for n in failed)
+        )
+    baseline = compared[0]
+    finals = {n: {k: v[paired] for k, v in results[n].final.items()} for n in compared}
+    stats = compare_arms(finals, baseline=baseline, margins={"accuracy": args.margin}, seed=0)
+    note = theory_note(stats)
+    table = stats_table(stats) + ("\n\n" + note if note else "")
+    excluded = [int(s) for s in results[names[0]].seeds[~paired]]
+    notes = _exclusion_notes(names, compared, baseline, len(paired), excluded)
+    if notes:
+        table = "\n".join(notes) + "\n\n" + table
+    figures: dict[str, bytes] = {}
+    if not args.no_plot:
+        from kldiv.plot import comparison_figures, figure_png
+
+        histories = {n: {k: v[paired] for k, v in results[n].history.items()} for n in compared}
+        figures = {
+            name: figure_png(fig)
+            for name, fig in comparison_figures(histories, finals, baseline).items()
+        }
+    record = comparison_record(exp, guard.command_line(), results, losses=names, margin=args.margin)
+    if failed:
+        record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
+    page = html_report(
+        title=f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",
+        command=record["command"],
+        config=record,
+        stats=stats,
+        figures=figures,
+    )
+    path = guard.save(
+        args.out,
+        save_comparison,
+        record,
+        results,
+        stats=stats.to_dict(),
+        figures=figures,
+        report_html=page,
+    )
+    for name in failed:
+        guard.stderr(f"kldiv compare: error: arm {name}: {divergence_line(results[name])}")
+    console.result(table)
+    console.info(f"comparison saved to {path} (open {path / 'report.html'})")
+    return 1 if failed else 0
+
+
+def _exclusion_notes(
+    names: list[str], compared: list[str], baseline: str, n_seeds: int, excluded: list[int]
+) -> list[str]:
+    """Lines saying which arms and seeds the statistics leave out, and why."""
+    notes = []
+    dropped = [n for n in names if n not in compared]
+    if dropped:
+        notes.append(
+            f"note: arm{'s' if len(dropped) > 1 else ''} {', '.join(dropped)} diverged on every "
+            "seed and "
+            + ("are" if len(dropped) > 1 else "is")
+            + " left out of the statistics"
+            + (f"; the baseline is {baseline}" if baseline != names[0] else "")
+        )
+    if excluded:
+        shown = ", ".join(map(str, excluded[:10])) + (" ..." if len(excluded) > 10 else "")
+        notes.append(
+            f"note: {len(excluded)} of {n_seeds} seeds excluded from the paired statistics "
+            f"(an arm diverged on them): {shown}"
+        )
+    return notes

@@ -1,0 +1,90 @@
+"""Dispatch: parse argv, run one command, turn every failure into one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from kldiv.checks import ConfigError
+from kldiv.cli import compare, guard, options, run
+
+EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
+
+# name -> module with `add_parser(subparsers)` and `command(args, console) -> exit code`
+COMMANDS = {"run": run, "compare": compare}
+
+
+def build_parser() -> options.Parser:
+    from kldiv import __version__
+
+    parser = options.Parser(
+        prog="kldiv",
+        description="Exact KL-divergence losses and the classic KL-loss tutorial experiment.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"kldiv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=options.Parser)
+    sub.required = True
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    from kldiv.console import Console
+
+    guard.reopen_closed_std_streams()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with guard.signal_handlers():
+        prog = "kldiv"
+        try:
+            args = build_parser().parse_args(argv)
+            prog = f"kldiv {args.command}"
+            empty = guard.empty_path_flag(argv)
+            if empty:
+                what = "a directory" if empty == "--out" else "a file"
+                raise options.UsageError(f"{prog}: error: {empty}: expected {what}, got ''")
+            console = Console(quiet=getattr(args, "quiet", False))
+            from kldiv.runtime import configure
+
+            configure()
+            code = COMMANDS[args.command].command(args, console)
+            guard.check_interrupted()  # a signal whose exception was swallowed still interrupts
+            return code
+        except options.UsageError as err:
+            guard.stderr(str(err))
+            return 2
+        except ConfigError as err:
+            message = str(err).removeprefix(f"{err.field}: ")
+            guard.stderr(f"{prog}: error: {options.flag_of(err.field)}: {message}")
+            return 2
+        except guard.OutError as err:
+            guard.stderr(f"{prog}: error: {err}")
+            return 2
+        except KeyboardInterrupt as err:
+            signum = err.signum if isinstance(err, guard.Interrupted) else signal.SIGINT
+            name = signal.Signals(signum).name
+            done = (
+                f"the results were saved to {guard.saved[0]}"
+                if guard.saved
+                else "nothing was saved"
+            )
+            guard.stderr(f"{prog}: interrupted by {name}; {done}")
+            return 128 + signum
+        except (guard.RunFailed, OSError) as err:
+            guard.stderr(f"{prog}: error: {err}")
+            return 1
+
+
+def console_main() -> NoReturn:
+    """Console-script entry: run, flush, and exit at once (skipping slow interpreter teardown)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(code)

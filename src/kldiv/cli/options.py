@@ -1,0 +1,269 @@
+"""Flags the commands share, parsed strictly, and the configs they build.
+
+`Parser` never abbreviates a flag (a prefix such as `--seed` for `--seeds` would silently run
+another experiment), reports errors as one line (no usage dump) and reads a value such as `-inf`
+after a flag as that flag's value. Defaults come from the config dataclasses' fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+# Config fields whose flag is not `--` + the field name with dashes.
+_FLAGS = {"random_state": "--data-seed", "arms": "--losses"}
+
+MAX_SEEDS = 10**6
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag that sets config field `field` (an environment variable such as
+    XLA_FLAGS, named by `kldiv.runtime.configure`, is named as it is)."""
+    if field.isupper():
+        return field
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+class UsageError(Exception):
+    """Bad input from the command line; the message is shown as is."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit code 2, and no abbreviated flags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required: COMMAND"):
+            raise UsageError(f"{self.prog}: error: no command given; run 'kldiv --help' for help")
+        # "argument --epochs: expected ..." -> "--epochs: expected ...", the format of every error
+        raise UsageError(f"{self.prog}: error: {message.removeprefix('argument ')}")
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._join_number_values(args), namespace)
+
+    def _join_number_values(self, args: list[str]) -> list[str]:
+        """`--learning-rate -inf` -> `--learning-rate=-inf`: a value that starts with '-' but is a
+        number (-inf, -nan, -1e-3) goes to the flag before it rather than reading as an unknown
+        option (argparse takes only plain negative numbers such as -1 or -0.5 as values)."""
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            token = args[i]
+            action = self._option_string_actions.get(token)
+            if token == "--":
+                return out + args[i:]
+            if (
+                action is not None
+                and action.nargs is None
+                and i + 1 < len(args)
+                and args[i + 1].startswith("-")
+                and _is_number(args[i + 1])
+            ):
+                out.append(f"{token}={args[i + 1]}")
+                i += 2
+                continue
+            out.append(token)
+            i += 1
+        return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def parse_float(text: str) -> float:
+    if not _is_number(text):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return float(text)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'50' -> (50,); '64,32' -> (64, 32)."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer widths >= 1 such as '50' or '64,32', got {text!r}"
+        )
+    return widths
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'N' -> seeds 0..N-1; 'A-B' -> A..B inclusive; 'a,b,c' -> those seeds; at most MAX_SEEDS
+    of them (counted before any range is built)."""
+    expected = (
+        f"expected a count N, a range A-B or a list a,b,c of 1 to {MAX_SEEDS:,} distinct seeds "
+        "in [0, 2**32)"
+    )
+    try:
+        if "," in text:
+            parts = text.split(",")
+            if len(parts) > MAX_SEEDS:
+                raise ValueError
+            seeds = tuple(int(part) for part in parts)
+        elif "-" in text.strip("-"):
+            first, last = (int(part) for part in text.split("-"))
+            if not 0 <= first <= last < 2**32 or last - first + 1 > MAX_SEEDS:
+                raise ValueError
+            seeds = tuple(range(first, last + 1))
+        else:
+            count = int(text)
+            if not 1 <= count <= MAX_SEEDS:
+                raise ValueError
+            seeds = tuple(range(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or max(seeds) >= 2**32 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+    return seeds
+
+
+def parse_seed(text: str) -> int:
+    """One seed, an integer in [0, 2**32)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 4294967295], got {text!r}")
+    return seed
+
+
+def parse_losses(text: str) -> str:
+    """'kl,ce' as given, once every comma-separated part is a name (no empty parts)."""
+    if not all(part.strip() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated loss names such as 'kl,ce', got {text!r}"
+        )
+    return text
+
+
+def default(cls: type, name: str) -> Any:
+    """A dataclass field's default, without constructing the class."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _optimizer_help() -> dict[str, str]:
+    """hyperparameter -> 'default 0.01 (sgd), 0.001 (adam, ...)'."""
+    from kldiv.optimizers import OPTIMIZERS
+
+    defaults: dict[str, dict[float, list[str]]] = {}
+    for name, cls in OPTIMIZERS.items():
+        for f in dataclasses.fields(cls):
+            defaults.setdefault(f.name, {}).setdefault(f.default, []).append(name)
+    return {
+        h: "default " + ", ".join(f"{v:g} ({', '.join(names)})" for v, names in by_value.items())
+        for h, by_value in defaults.items()
+    }
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """--epochs, --batch-size, --hidden, --data-seed and the optimizer's flags."""
+    from kldiv.config import BlobsConfig, TrainConfig
+    from kldiv.optimizers import OPTIMIZERS
+
+    def train_default(name: str) -> Any:
+        return default(TrainConfig, name)
+
+    g = p.add_argument_group("training (defaults: the tutorial's)")
+    g.add_argument(
+        "--epochs",
+        type=parse_int,
+        default=train_default("epochs"),
+        help=f"epochs ({train_default('epochs')})",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=parse_int,
+        default=train_default("batch_size"),
+        help=f"minibatch size ({train_default('batch_size')})",
+    )
+    g.add_argument(
+        "--hidden",
+        type=parse_hidden,
+        default=train_default("hidden"),
+        help="hidden layer widths, comma-separated ("
+        + ",".join(map(str, train_default("hidden")))
+        + ")",
+    )
+    g.add_argument(
+        "--data-seed",
+        type=parse_seed,
+        default=default(BlobsConfig, "random_state"),
+        help=f"make_blobs random_state ({default(BlobsConfig, 'random_state')}, the tutorial's)",
+    )
+    o = p.add_argument_group("optimizer (Optax; unset numbers take the optimizer's default)")
+    o.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        default=train_default("optimizer").name,
+        help=f"{', '.join(OPTIMIZERS)} ({train_default('optimizer').name}: Keras' SGD momentum "
+        "form v = m*v - lr*g)",
+    )
+    for name, text in _optimizer_help().items():
+        o.add_argument(flag_of(name), dest=name, type=parse_float, default=None, help=text)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--out, --no-plot, --quiet."""
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs"),
+        help="directory that receives a new run directory (default ./runs)",
+    )
+    out.add_argument("--no-plot", action="store_true", help="do not draw the figures")
+    out.add_argument("--quiet", action="store_true", help="print only the results")
+
+
+def optimizer(args: argparse.Namespace) -> Any:
+    """The optimizer config the flags select, unset numbers at its defaults."""
+    from kldiv.optimizers import OPTIMIZERS
+
+    given = {
+        name: getattr(args, name)
+        for name in _optimizer_help()
+        if getattr(args, name, None) is not None
+    }
+    return OPTIMIZERS[args.optimizer]().replace(**given)
+
+
+def experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> Any:
+    """The `Experiment` the training flags describe, trained with `loss` on `seeds`."""
+    from kldiv.config import BlobsConfig, TrainConfig
+    from kldiv.experiment import Experiment
+
+    return Experiment(
+        data=BlobsConfig(random_state=args.data_seed),
+        train=TrainConfig(
+            loss=loss,
+            hidden=args.hidden,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=optimizer(args),
+        ),
+        seeds=seeds,
+    )

@@ -1,0 +1,111 @@
+"""`kldiv run`: train one seed (the tutorial) or many, save the run directory, print the accuracies."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kldiv.cli import guard, options
+
+
+def add_parser(sub: Any) -> None:
+    from kldiv.config import TrainConfig
+    from kldiv.losses import loss_names
+
+    default_loss = options.default(TrainConfig, "loss")
+    run = sub.add_parser(
+        "run",
+        help="train the tutorial MLP on blobs and print Train/Test accuracy",
+        description="Train the tutorial's MLP (2-50-3) on make_blobs with a KL-divergence loss, "
+        "print 'Train: x, Test: y' and write a run directory (config, environment, history, "
+        "metrics, model weights, plot).",
+    )
+    run.add_argument(
+        "--loss",
+        default=default_loss,
+        help=f"loss name ({default_loss}); one of: {', '.join(loss_names())}",
+    )
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seed",
+        type=options.parse_seed,
+        default=0,
+        help="training seed: init and shuffles (0), in [0, 2**32)",
+    )
+    seeds.add_argument(
+        "--seeds",
+        type=options.parse_seeds,
+        default=None,
+        help=f"many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
+        f"{options.MAX_SEEDS:,} seeds",
+    )
+    options.add_training_options(run)
+    options.add_output_options(run)
+
+
+def summary_lines(final: dict[str, Any], healthy: Any) -> list[str]:
+    """'Train: 0.822, Test: 0.822' for one run; mean ± std and 95% t intervals over the healthy
+    runs for several. final: `train_accuracy`, `test_accuracy` -> (runs,); healthy (runs,) bool."""
+    import numpy as np
+
+    train_acc = np.asarray(final["train_accuracy"], np.float64)[healthy]
+    test_acc = np.asarray(final["test_accuracy"], np.float64)[healthy]
+    if train_acc.size == 1:
+        return [f"Train: {train_acc[0]:.3f}, Test: {test_acc[0]:.3f}"]
+    from kldiv.stats import t_interval
+
+    n = train_acc.size
+    mean = np.array([train_acc.mean(), test_acc.mean()])
+    std = np.array([train_acc.std(ddof=1), test_acc.std(ddof=1)])
+    low, high = t_interval(mean, std / np.sqrt(n), n)
+    return [
+        f"Train: {mean[0]:.3f} ± {std[0]:.3f}, Test: {mean[1]:.3f} ± {std[1]:.3f}  "
+        f"(mean ± std over {n} seeds)",
+        f"95% t interval of the mean: train [{low[0]:.4f}, {high[0]:.4f}], "
+        f"test [{low[1]:.4f}, {high[1]:.4f}]",
+    ]
+
+
+def divergence_line(result: Any) -> str:
+    """'2 of 5 runs diverged (non-finite values): seeds 3 (epoch 7), 4 (epoch 1)'."""
+    bad = [(int(s), int(e)) for s, e in zip(result.seeds, result.diverged, strict=True) if e]
+    shown = ", ".join(f"{s} (epoch {e})" for s, e in bad[:10]) + (" ..." if len(bad) > 10 else "")
+    return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
+
+
+def _history_png(result: Any, exp: Any) -> bytes:
+    from kldiv.plot import figure_png, history_figure
+
+    history = {k: v[result.healthy] for k, v in result.history.items()}
+    runs = int(result.healthy.sum())
+    title = f"{exp.train.loss}, {runs} seed{'s' if runs > 1 else ''}"
+    return figure_png(history_figure(history, title=title))
+
+
+def command(args: argparse.Namespace, console: Any) -> int:
+    from kldiv import experiment as ex
+    from kldiv.records import save_run
+
+    seeds = args.seeds if args.seeds is not None else (args.seed,)
+    exp = options.experiment(args, args.loss, seeds)
+    guard.prepare_out(args.out)
+    with console.progress(f"training {len(seeds)} run(s)") as progress:
+        result = ex.run(
+            exp, epoch_chunk=None if len(seeds) > 1 else 10, on_progress=guard.checking(progress)
+        )
+    if not result.healthy.any():
+        if len(seeds) == 1:
+            epoch = int(result.diverged[0])
+            raise guard.RunFailed(
+                f"training diverged: non-finite loss or weights at epoch {epoch} for seed "
+                f"{seeds[0]}; try a smaller learning rate"
+            )
+        raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
+    png = _history_png(result, exp) if not args.no_plot else None
+    path = guard.save(args.out, save_run, exp, result, command=guard.command_line(), figure_png=png)
+    if not result.healthy.all():
+        guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
+    for line in summary_lines(result.final, result.healthy):
+        console.result(line)
+    console.info(f"run saved to {path}")
+    return 0
