@@ -159,6 +159,7 @@ def test_to_dict_is_json_ready():
         "batch_size": 32,
         "shuffle": True,
         "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+        "label_smoothing": 0.0,
     }
     assert json.loads(json.dumps(d)) == d
     assert to_dict(BlobsConfig())["center_box"] == [-10.0, 10.0]
@@ -272,3 +273,15 @@ def test_experiment_rejects_bad_seeds(seeds, message):
         Experiment(seeds=seeds)
     assert info.value.field == "seeds"
     assert Experiment(seeds=(0, 2**32 - 1)).seeds == (0, 2**32 - 1)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, float("nan"), "0.1", True])
+def test_label_smoothing_is_a_share_below_one(value):
+    with pytest.raises(ConfigError, match=r"^label_smoothing: expected"):
+        TrainConfig(label_smoothing=value)
+
+
+def test_records_without_label_smoothing_load_with_none():
+    d = to_dict(TrainConfig())
+    del d["label_smoothing"]
+    assert TrainConfig.from_dict(d).label_smoothing == 0.0

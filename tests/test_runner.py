@@ -5,10 +5,11 @@ import jax
 import numpy as np
 import pytest
 
+from kldiv.checks import ConfigError
 from kldiv.config import BlobsConfig, TrainConfig
 from kldiv.data import blobs_dataset
 from kldiv.engine import train
-from kldiv.engine.runner import GENERIC_CHUNK, MIN_LANES, chunk_size
+from kldiv.engine.runner import GENERIC_CHUNK, MIN_LANES, chunk_size, smooth
 from kldiv.losses import loss_names
 from kldiv.objectives import FULL_SUPPORT_LOSSES
 from kldiv.optimizers import Adam
@@ -43,7 +44,13 @@ def test_result_shapes_and_keys(data):
     result = train(SMALL, data, [0, 1, 2])
     assert list(result.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert all(v.shape == (3, 3) for v in result.history.values())
-    assert list(result.final) == ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+    assert list(result.final) == [
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+        *(f"{s}_{m}" for s in ("train", "test") for m in ("log_loss", "brier", "ece")),
+    ]
     assert all(v.shape == (3,) for v in result.final.values())
     (w1, _), (_, b2) = result.params
     assert w1.shape == (3, 2, 8) and b2.shape == (3, 3)
@@ -254,3 +261,45 @@ def test_accuracies_are_exact_fractions_of_the_rows(data):
         np.testing.assert_array_equal(values * n, np.round(values * n))
     hits = np.round(result.final["test_accuracy"] * 500)
     np.testing.assert_array_equal(result.final["test_accuracy"], hits / 500)  # k / n, exactly
+
+
+def test_smooth_is_the_label_smoothing_formula(data):
+    y = data.y_train
+    got = smooth(y, 0.1)
+    np.testing.assert_allclose(got, 0.9 * y + 0.1 / 3, rtol=1e-7)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    assert smooth(y, 0.0) is y
+
+
+@pytest.mark.parametrize("path", ["lanes", "generic"])
+def test_label_smoothing_trains_on_smoothed_targets_and_is_measured_on_the_true_ones(data, path):
+    eps = 0.2
+    with_flag = train(SMALL.replace(label_smoothing=eps), data, [0, 5], path=path)
+    by_hand = train(SMALL, data._replace(y_train=smooth(data.y_train, eps)), [0, 5], path=path)
+    # the same training, bit for bit; the validation targets are the unsmoothed ones in both
+    for k in with_flag.history:
+        np.testing.assert_array_equal(with_flag.history[k], by_hand.history[k])
+    for a, b in zip(
+        jax.tree.leaves(with_flag.params), jax.tree.leaves(by_hand.params), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # shared metrics use the true (one-hot) targets, whatever the training targets were
+    from kldiv.engine.run import Run
+    from kldiv.evaluation import log_probabilities, prediction_metrics
+
+    model = Run.of(SMALL, data.n_features, data.n_classes).model
+    expected = prediction_metrics(
+        log_probabilities(model, with_flag.params, data.x_train), data.y_train
+    )
+    np.testing.assert_array_equal(with_flag.final["train_log_loss"], expected["log_loss"])
+    assert not np.array_equal(with_flag.final["train_log_loss"], by_hand.final["train_loss"])
+
+
+def test_label_smoothing_lets_reverse_kl_train_on_one_hot_labels(data):
+    config = SMALL.replace(loss="reverse_kl")
+    with pytest.raises(ConfigError, match=r"^loss: reverse_kl is infinite"):
+        train(config, data, [0])
+    result = train(config.replace(label_smoothing=0.1), data, [0])
+    assert result.healthy.all()
+    assert np.isfinite(result.history["val_loss"]).all()  # validated on smoothed targets too
+    assert result.final["test_accuracy"][0] > 0.5

@@ -72,6 +72,10 @@ class TrainConfig:
     glorot_uniform), zero biases, SGD(learning_rate=0.01, momentum=0.9) in Keras' form, batch 32
     reshuffled each epoch, 100 epochs, loss 'kullback_leibler_divergence' (stored by its canonical
     name, 'kl').
+
+    label_smoothing ε in [0, 1): the runs train on (1 - ε)·y + ε/K instead of the targets y (K
+    classes); validation and the shared metrics (`kldiv.evaluation`) use y, except that a loss
+    infinite at zero targets (reverse KL) is validated on smoothed targets too.
     """
 
     loss: str = "kullback_leibler_divergence"
@@ -83,6 +87,7 @@ class TrainConfig:
     batch_size: int = 32
     shuffle: bool = True
     optimizer: Optimizer = field(default_factory=SGD)
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         from kldiv.model import ACTIVATION_FNS, INIT_LIMITS
@@ -102,6 +107,9 @@ class TrainConfig:
         check_int("batch_size", self.batch_size, 1)
         if not isinstance(self.shuffle, bool):
             raise ConfigTypeError("shuffle", f"expected True or False, got {self.shuffle!r}")
+        check_real(
+            "label_smoothing", self.label_smoothing, 0.0, 1.0, open_low=False, open_high=True
+        )
         if not isinstance(self.optimizer, Optimizer):
             raise ConfigTypeError(
                 "optimizer", f"expected a kldiv.optimizers config, got {self.optimizer!r}"

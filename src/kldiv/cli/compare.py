@@ -83,10 +83,13 @@ def command(args: argparse.Namespace, console: Any) -> int:
             + "; ".join(f"arm {n}: {divergence_line(results[n])}" for n in failed)
         )
     baseline = compared[0]
-    finals = {n: {k: v[paired] for k, v in results[n].final.items()} for n in compared}
-    stats = compare_arms(finals, baseline=baseline, margins={"accuracy": args.margin}, seed=0)
+    finals = {
+        n: {k: results[n].final[k][paired] for k in _shared(results[n].final)} for n in compared
+    }
+    stats = compare_arms(finals, baseline=baseline, margins=_margins(args.margin), seed=0)
     note = theory_note(stats)
-    table = stats_table(stats) + ("\n\n" + note if note else "")
+    own = _own_loss_lines({n: results[n].final for n in compared}, paired)
+    table = stats_table(stats) + "\n" + own + ("\n\n" + note if note else "")
     excluded = [int(s) for s in results[names[0]].seeds[~paired]]
     notes = _exclusion_notes(names, compared, baseline, len(paired), excluded)
     if notes:
@@ -124,6 +127,44 @@ def command(args: argparse.Namespace, console: Any) -> int:
     console.result(table)
     console.info(f"comparison saved to {path} (open {path / 'report.html'})")
     return 1 if failed else 0
+
+
+# Metrics every arm is tested on (`kldiv.evaluation`), whatever loss it trained with; an arm's own
+# loss ("train_loss", "test_loss") is in that loss's units and is only summarized.
+SHARED_METRICS = (
+    "train_accuracy",
+    "test_accuracy",
+    "test_log_loss",
+    "test_brier",
+    "test_ece",
+    "test_excess_loss",
+)
+OWN_METRICS = ("train_loss", "test_loss")
+
+
+def _shared(final: dict[str, Any]) -> list[str]:
+    return [k for k in SHARED_METRICS if k in final]
+
+
+def _margins(accuracy: float) -> dict[str, float]:
+    # Brier score and ECE move about as much as accuracy between seeds here (both are shares or
+    # squared shares of the same predictions), so they share its margin.
+    return {"accuracy": accuracy, "brier": accuracy, "ece": accuracy}
+
+
+def _own_loss_lines(finals: dict[str, dict[str, Any]], paired: Any) -> str:
+    """Each arm's own training loss, summarized but never tested (units differ between losses)."""
+    import numpy as np
+
+    lines = ["Each arm's own loss (its own units, not compared across arms): mean ± std, median"]
+    for name, final in finals.items():
+        parts = []
+        for key in OWN_METRICS:
+            v = np.asarray(final[key], np.float64)[paired]
+            spread = f" ± {v.std(ddof=1):.4f}" if v.size > 1 else ""
+            parts.append(f"{key} {v.mean():.4f}{spread}, median {np.median(v):.4f}")
+        lines.append(f"  {name}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 def _exclusion_notes(

@@ -209,6 +209,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         + ")",
     )
     g.add_argument(
+        "--label-smoothing",
+        type=parse_float,
+        default=train_default("label_smoothing"),
+        help="train on (1 - EPS) * y + EPS / K instead of the targets y (0: none); metrics use y",
+    )
+    g.add_argument(
         "--data-seed",
         type=parse_seed,
         default=default(BlobsConfig, "random_state"),
@@ -264,6 +270,7 @@ def experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> A
             epochs=args.epochs,
             batch_size=args.batch_size,
             optimizer=optimizer(args),
+            label_smoothing=args.label_smoothing,
         ),
         seeds=seeds,
     )

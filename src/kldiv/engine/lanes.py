@@ -84,6 +84,7 @@ CAPABILITIES: dict[str, Callable[[TrainConfig], str | None]] = {
     "batch_size": _batch,
     "shuffle": _any,  # epoch_orders gives the same permutations as epoch_order
     "optimizer": _optimizer,
+    "label_smoothing": _any,  # applied to the targets before training, on either path
 }
 
 

@@ -31,8 +31,9 @@ from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine import lanes
 from kldiv.engine.run import Run, State, evaluate, init, train_epochs
+from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
-from kldiv.objectives import final_keys, history_keys
+from kldiv.objectives import FULL_SUPPORT_LOSSES, final_keys, history_keys
 
 ProgressFn = Callable[[int, int], None]
 
@@ -51,7 +52,9 @@ class TrainResult:
     seeds (S,) int64; params: the model pytree with a leading (S,) axis; history: the objective's
     history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy`) -> (S, epochs); final: `train_*`
     and `test_*` of each metric -> (S,), the final weights on the training and test sets (counts
-    such as accuracy as exact float64 k / n, the rest float32);
+    such as accuracy as exact float64 k / n, the rest float32), and of the metrics every loss
+    shares (`kldiv.evaluation`: log loss, Brier, ECE, and for soft targets the excess loss;
+    float64, against the unsmoothed targets);
     hyperparameters: the optimizer's numbers -> (S,) float32, as each run used them; diverged (S,)
     int64: the first epoch (from 1) after which a run's history, final metrics or weights held a
     non-finite value, 0 for runs that never did; path: 'lanes' or 'generic'; chunk: runs per
@@ -196,10 +199,30 @@ def _check_data(data: Dataset, config: TrainConfig) -> Dataset:
                 f"data.{x_or_y}_val: expected {train.shape[1]} {what} like {x_or_y}_train, "
                 f"got {val.shape[1]}"
             )
-    data = Dataset(*(np.asarray(a, np.float32) for a in data))
+    return Dataset(*(np.asarray(a, np.float32) for a in data))
+
+
+def smooth(targets: np.ndarray, eps: float) -> np.ndarray:
+    """(1 - eps)·y + eps/K for (rows, K) float32 targets (unchanged at eps = 0)."""
+    if eps == 0:
+        return targets
+    k = targets.shape[1]
+    return ((1.0 - eps) * targets.astype(np.float64) + eps / k).astype(np.float32)
+
+
+def training_data(data: Dataset, config: TrainConfig) -> Dataset:
+    """What the runs train and validate on: the training targets label-smoothed
+    (`config.label_smoothing`), the validation targets too for a loss that is infinite at zero
+    targets, and checked by the objective (e.g. reverse KL on one-hot labels: infinite everywhere).
+    """
+    eps = config.label_smoothing
     objective = Run.of(config, data.n_features, data.n_classes).objective
+    full_support = config.loss in FULL_SUPPORT_LOSSES
+    data = data._replace(
+        y_train=smooth(data.y_train, eps), y_val=smooth(data.y_val, eps if full_support else 0.0)
+    )
     for targets in (data.y_train, data.y_val):
-        objective.check_targets(targets)  # e.g. reverse KL on one-hot labels: infinite everywhere
+        objective.check_targets(targets)
     return data
 
 
@@ -356,11 +379,12 @@ def _prepare(
 ) -> tuple[np.ndarray, Dataset, dict[str, np.ndarray], str, tuple]:
     seed_array = _check_seeds(seeds)
     data = _check_data(data, config)
+    trained_on = training_data(data, config)
     hyper = _per_run_hyperparameters(config, hyperparameters, seed_array.size)
     path = choose_path(path, config, data)
     all_devices = tuple(jax.local_devices() if devices is None else devices)
     check_memory(config, data, seed_array.size, len(all_devices), path)
-    return seed_array, data, hyper, path, all_devices
+    return seed_array, data, trained_on, hyper, path, all_devices
 
 
 def _per_run_hyperparameters(
@@ -427,7 +451,7 @@ def train(
         `kldiv.objectives.Classifier.check_targets`), or the training needs more memory than is
         available ("hidden", "batch_size", "epochs" or "seeds"; see `check_memory`).
     """
-    seed_array, data, hyper, path, all_devices = _prepare(
+    seed_array, data, trained_on, hyper, path, all_devices = _prepare(
         config, data, seeds, hyperparameters, devices, path
     )
     n_runs = seed_array.size
@@ -455,7 +479,7 @@ def train(
                 run,
                 devices,
                 (all_seeds[r], {k: v[r] for k, v in all_hyper.items()}),
-                data,
+                trained_on,
                 config.epochs,
                 block,
                 n_real,
@@ -467,13 +491,16 @@ def train(
     history, final = (
         {k: np.concatenate([o[i][k] for o in outs])[keep] for k in outs[0][i]} for i in (1, 2)
     )
+    diverged = _diverged(history, final, params, config.epochs)
+    sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
+    final |= shared_metrics(run.model, params, sets)
     return TrainResult(
         seeds=seed_array.astype(np.int64),
         params=params,
         history=history,
         final=final,
         hyperparameters=hyper,
-        diverged=_diverged(history, final, params, config.epochs),
+        diverged=diverged,
         path=path,
         chunk=chunk,
     )
