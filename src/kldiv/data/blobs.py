@@ -1,4 +1,4 @@
-"""Data as plain arrays: the tutorial's blobs, generated with NumPy alone.
+"""The tutorial's data: Gaussian blobs, generated with NumPy alone.
 
 `make_blobs` reproduces `sklearn.datasets.make_blobs` bit for bit (same `RandomState` calls in the same
 order) without importing scikit-learn, whose import alone takes longer than our whole training.
@@ -6,32 +6,10 @@ order) without importing scikit-learn, whose import alone takes longer than our 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from kldiv.config import BlobsConfig
-
-
-class Dataset(NamedTuple):
-    """Arrays the trainer consumes (a pytree, so it can be a jit argument).
-
-    x_train: (n_train, features) float32; y_train: (n_train, classes) float32 target probabilities
-    (one-hot or soft); x_val, y_val likewise for the validation (the tutorial's test) set.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-
-    @property
-    def n_features(self) -> int:
-        return int(self.x_train.shape[1])
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.y_train.shape[1])
+from kldiv.data.dataset import Dataset, one_hot
 
 
 def make_blobs(
@@ -60,11 +38,6 @@ def make_blobs(
     order = np.arange(n_samples)
     rng.shuffle(order)
     return x[order], y[order]
-
-
-def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n,) integer labels -> (n, n_classes) float32 one-hot rows."""
-    return np.eye(n_classes, dtype=np.float32)[labels]
 
 
 def blobs_dataset(config: BlobsConfig | None = None) -> Dataset:
