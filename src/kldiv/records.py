@@ -29,15 +29,18 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kldiv.data import LoadedData, Standardizer
+from kldiv.engine.run import Run
 from kldiv.engine.runner import TrainResult
 from kldiv.experiment import Experiment
-from kldiv.model import Params
+from kldiv.model import MLP, Params
 
 PACKAGES = ("kldiv", "jax", "jaxlib", "optax", "numpy", "scipy", "matplotlib", "safetensors")
 
@@ -280,10 +283,33 @@ def load_history_json(text: str) -> tuple[dict[str, np.ndarray], list[int]]:
 # Run and comparison directories
 
 
-def _record(experiment: Experiment, command: str, result: TrainResult) -> dict[str, Any]:
+def _record(
+    experiment: Experiment, command: str, result: TrainResult, data: LoadedData
+) -> dict[str, Any]:
     # The generic path's bits depend on its chunk size, the lanes path's on nothing else.
     training = {"path": result.path, "chunk": result.chunk}
-    return {"command": command, **experiment.to_dict(), "training": training}
+    return {
+        "command": command,
+        **experiment.to_dict(),
+        "data_files": data.fingerprint,
+        "training": training,
+    }
+
+
+def model_record(experiment: Experiment, data: LoadedData) -> dict[str, Any]:
+    """Everything `kldiv predict` needs besides the weights: the network, the input columns, the
+    classes, the standardization, the seeds (one per run axis entry)."""
+    model = Run.of(experiment.train, len(data.feature_names), data.n_classes).model
+    return {
+        "sizes": list(model.sizes),
+        "activation": model.activation,
+        "hidden_init": model.hidden_init,
+        "output_init": model.output_init,
+        "feature_names": list(data.feature_names),
+        "class_names": list(data.class_names),
+        "standardizer": None if data.standardizer is None else data.standardizer.to_dict(),
+        "seeds": list(experiment.seeds),
+    }
 
 
 def metrics_record(result: TrainResult) -> dict[str, Any]:
@@ -313,16 +339,18 @@ def save_run(
     experiment: Experiment,
     result: TrainResult,
     *,
+    data: LoadedData,
     command: str,
     figure_png: bytes | None = None,
 ) -> Path:
-    """Write a new run directory under `root` and return its path."""
+    """Write a new run directory under `root` and return its path (`data`: what it trained on,
+    for the data fingerprint and the model's input and class names)."""
     single = result.seeds.size == 1
     seeds = [int(s) for s in result.seeds]
     params = tuple((w[0], b[0]) for w, b in result.params) if single else result.params
     with RunDir(root, "run") as run:
         d = run.staging
-        write_json(d / "config.json", _record(experiment, command, result))
+        write_json(d / "config.json", _record(experiment, command, result, data))
         write_json(d / "environment.json", environment())
         write_atomic(d / "history.json", history_json(result.history, seeds))
         write_atomic(d / "history.csv", history_csv(result.history, seeds))
@@ -330,7 +358,11 @@ def save_run(
         save_params(
             d / "model.safetensors",
             params,
-            {"kldiv_config": json.dumps(experiment.to_dict()), "run_axis": str(not single)},
+            {
+                "kldiv_config": json.dumps(experiment.to_dict()),
+                "kldiv_model": json.dumps(model_record(experiment, data)),
+                "run_axis": str(not single),
+            },
         )
         if figure_png is not None:
             write_atomic(d / "plot.png", figure_png)
@@ -369,10 +401,104 @@ def save_comparison(
 
 
 def comparison_record(
-    experiment: Experiment, command: str, results: Mapping[str, TrainResult], **extra: Any
+    experiment: Experiment,
+    command: str,
+    results: Mapping[str, TrainResult],
+    data: LoadedData,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """config.json of a comparison: the experiment, the command, the training path, `extra`."""
-    return _record(experiment, command, next(iter(results.values()))) | extra
+    """config.json of a comparison: the experiment, the command, the data files, the training
+    path, `extra`."""
+    return _record(experiment, command, next(iter(results.values())), data) | extra
+
+
+@dataclass(frozen=True, eq=False)
+class SavedModel:
+    """A trained model read back from a run directory (`load_model`).
+
+    model: the network; params: its weights with a leading run axis, one entry per seed of
+    `seeds`; feature_names: the input columns, in order; class_names: the classes, in the order of
+    the output; standardizer: applied to inputs before the network, or None.
+    """
+
+    model: MLP
+    params: Params
+    seeds: tuple[int, ...]
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    standardizer: Standardizer | None
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """(runs, rows, classes) float64 class probabilities of every run for raw inputs x (rows,
+        features): `kldiv.evaluation.probabilities`, the function training reported them with."""
+        from kldiv.evaluation import probabilities
+
+        inputs = x if self.standardizer is None else self.standardizer.apply(x)
+        return probabilities(self.model, self.params, inputs)
+
+
+def load_model(path: Path) -> SavedModel:
+    """The model of a run directory written by `save_run` (safetensors, no pickle).
+
+    Raises:
+      ValueError: `path` holds no kldiv model, or one saved without what predicting needs (runs
+        saved before kldiv recorded feature and class names); the message names the file.
+    """
+    model_file = Path(path) / "model.safetensors"
+    meta = _model_metadata(model_file)
+    if "kldiv_model" not in meta:
+        raise ValueError(
+            f"{model_file}: expected a model saved with its input and class names (kldiv_model), "
+            "found a run saved by an older kldiv; train it again to predict with it"
+        )
+    try:
+        record = json.loads(meta["kldiv_model"])
+        model = MLP(
+            tuple(record["sizes"]),
+            record["activation"],
+            record["hidden_init"],
+            record["output_init"],
+        )
+        standardizer = record["standardizer"]
+        saved = SavedModel(
+            model=model,
+            params=_with_run_axis(load_params(model_file), meta),
+            seeds=tuple(int(s) for s in record["seeds"]),
+            feature_names=tuple(record["feature_names"]),
+            class_names=tuple(record["class_names"]),
+            standardizer=None if standardizer is None else Standardizer.from_dict(standardizer),
+        )
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{model_file}: expected a kldiv_model record, got one that fails ({err})"
+        ) from None
+    widths = [int(w.shape[-1]) for w, _ in saved.params]
+    if widths != list(model.sizes[1:]) or len(saved.seeds) != saved.params[0][0].shape[0]:
+        raise ValueError(f"{model_file}: the weights do not match the kldiv_model record")
+    return saved
+
+
+def _model_metadata(model_file: Path) -> dict[str, str]:
+    if not model_file.is_file():
+        raise ValueError(f"{model_file}: expected a kldiv run's model file, but it does not exist")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(model_file), framework="numpy") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise ValueError(
+            f"{model_file}: expected a safetensors file, got one that fails ({err})"
+        ) from None
+    if "kldiv_config" not in meta:
+        raise ValueError(f"{model_file}: expected kldiv metadata (kldiv_config), found none")
+    return meta
+
+
+def _with_run_axis(params: Params, meta: Mapping[str, str]) -> Params:
+    if meta.get("run_axis") != "True":
+        params = tuple((w[None], b[None]) for w, b in params)
+    return params
 
 
 def load_run(path: Path) -> tuple[Experiment, Params]:
@@ -383,18 +509,7 @@ def load_run(path: Path) -> tuple[Experiment, Params]:
     Raises:
       ValueError: `path` is not a kldiv run directory (the message names the file).
     """
-    path = Path(path)
-    model = path / "model.safetensors"
-    if not model.is_file():
-        raise ValueError(f"{model}: expected a kldiv run's model file, but it does not exist")
-    from safetensors import safe_open
-
-    with safe_open(str(model), framework="numpy") as f:
-        meta = f.metadata() or {}
-    if "kldiv_config" not in meta:
-        raise ValueError(f"{model}: expected kldiv metadata (kldiv_config), found none")
+    model_file = Path(path) / "model.safetensors"
+    meta = _model_metadata(model_file)
     experiment = Experiment.from_dict(json.loads(meta["kldiv_config"]))
-    params = load_params(model)
-    if meta.get("run_axis") != "True":
-        params = tuple((w[None], b[None]) for w, b in params)
-    return experiment, params
+    return experiment, _with_run_axis(load_params(model_file), meta)

@@ -47,6 +47,7 @@ def add_parser(sub: Any) -> None:
         default=0.01,
         help="equivalence margin for accuracies, TOST (default 0.01)",
     )
+    options.add_data_options(comp)
     options.add_training_options(comp)
     options.add_output_options(comp)
 
@@ -65,9 +66,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
         raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
     exp = options.experiment(args, names[0], args.seeds)
     arms = {name: exp.train.replace(loss=name) for name in names}
+    data = ex.load(exp)
     guard.prepare_out(args.out)
     with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
-        results = ex.compare(exp, arms, on_progress=guard.checking(progress))
+        results = ex.compare(exp, arms, data=data, on_progress=guard.checking(progress))
     failed = [name for name, r in results.items() if not r.healthy.all()]
     compared = [name for name, r in results.items() if r.healthy.any()]
     if not compared:
@@ -103,7 +105,9 @@ def command(args: argparse.Namespace, console: Any) -> int:
             name: figure_png(fig)
             for name, fig in comparison_figures(histories, finals, baseline).items()
         }
-    record = comparison_record(exp, guard.command_line(), results, losses=names, margin=args.margin)
+    record = comparison_record(
+        exp, guard.command_line(), results, data, losses=names, margin=args.margin
+    )
     if failed:
         record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
     page = html_report(

@@ -15,15 +15,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 # Config fields whose flag is not `--` + the field name with dashes.
-_FLAGS = {"random_state": "--data-seed", "arms": "--losses"}
+_FLAGS = {
+    "random_state": "--data-seed",
+    "seed": "--data-seed",
+    "source": "--data",
+    "arms": "--losses",
+}
 
 MAX_SEEDS = 10**6
 
 
 def flag_of(field: str) -> str:
     """The command-line flag that sets config field `field` (an environment variable such as
-    XLA_FLAGS, named by `kldiv.runtime.configure`, is named as it is)."""
-    if field.isupper():
+    XLA_FLAGS, named by `kldiv.runtime.configure`, and a flag such as `--seed`, named by a command,
+    are named as they are)."""
+    if field.isupper() or field.startswith("--"):
         return field
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
@@ -180,8 +186,8 @@ def _optimizer_help() -> dict[str, str]:
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
-    """--epochs, --batch-size, --hidden, --data-seed and the optimizer's flags."""
-    from kldiv.config import BlobsConfig, TrainConfig
+    """--epochs, --batch-size, --hidden, --label-smoothing and the optimizer's flags."""
+    from kldiv.config import TrainConfig
     from kldiv.optimizers import OPTIMIZERS
 
     def train_default(name: str) -> Any:
@@ -214,12 +220,6 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         default=train_default("label_smoothing"),
         help="train on (1 - EPS) * y + EPS / K instead of the targets y (0: none); metrics use y",
     )
-    g.add_argument(
-        "--data-seed",
-        type=parse_seed,
-        default=default(BlobsConfig, "random_state"),
-        help=f"make_blobs random_state ({default(BlobsConfig, 'random_state')}, the tutorial's)",
-    )
     o = p.add_argument_group("optimizer (Optax; unset numbers take the optimizer's default)")
     o.add_argument(
         "--optimizer",
@@ -230,6 +230,58 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
     for name, text in _optimizer_help().items():
         o.add_argument(flag_of(name), dest=name, type=parse_float, default=None, help=text)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """--data, its split, its columns, --standardize and --data-seed."""
+    from kldiv.data import DEFAULT_TEST_FRAC, PROB_TOLERANCE, DataConfig
+
+    def data_default(name: str) -> Any:
+        return default(DataConfig, name)
+
+    d = p.add_argument_group("data (default: the tutorial's blobs)")
+    d.add_argument(
+        "--data",
+        default=data_default("source"),
+        help="blobs (the tutorial's, first 500 rows train, last 500 test), digits (8x8 "
+        "handwritten digits, bundled), or a .csv or .npz file",
+    )
+    d.add_argument(
+        "--test-data",
+        default=None,
+        help="a .csv or .npz file of test rows, with the same columns as --data",
+    )
+    d.add_argument(
+        "--test-frac",
+        type=parse_float,
+        default=None,
+        help=f"share of each class drawn from --data as test rows (default {DEFAULT_TEST_FRAC} "
+        "unless --test-data is given)",
+    )
+    d.add_argument(
+        "--label-col",
+        default=None,
+        help="CSV column of integer class labels 0..K-1 (default: the last column)",
+    )
+    d.add_argument(
+        "--prob-cols",
+        default=None,
+        help="CSV columns of class probabilities (soft targets), comma-separated names or globs "
+        f"such as 'p_*'; each row non-negative, summing to 1 within {PROB_TOLERANCE:g}",
+    )
+    d.add_argument(
+        "--standardize",
+        action="store_true",
+        help="centre and scale each feature by the training rows' mean and standard deviation "
+        "(stored with the model)",
+    )
+    d.add_argument(
+        "--data-seed",
+        type=parse_seed,
+        default=data_default("seed"),
+        help=f"blobs' make_blobs random_state ({data_default('seed')}, the tutorial's), or the "
+        "seed of the stratified train/test split",
+    )
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -259,11 +311,20 @@ def optimizer(args: argparse.Namespace) -> Any:
 
 def experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> Any:
     """The `Experiment` the training flags describe, trained with `loss` on `seeds`."""
-    from kldiv.config import BlobsConfig, TrainConfig
+    from kldiv.config import TrainConfig
+    from kldiv.data import DataConfig
     from kldiv.experiment import Experiment
 
     return Experiment(
-        data=BlobsConfig(random_state=args.data_seed),
+        data=DataConfig(
+            source=args.data,
+            seed=args.data_seed,
+            test_data=args.test_data,
+            test_frac=args.test_frac,
+            label_col=args.label_col,
+            prob_cols=args.prob_cols,
+            standardize=args.standardize,
+        ),
         train=TrainConfig(
             loss=loss,
             hidden=args.hidden,

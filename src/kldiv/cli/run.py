@@ -15,10 +15,10 @@ def add_parser(sub: Any) -> None:
     default_loss = options.default(TrainConfig, "loss")
     run = sub.add_parser(
         "run",
-        help="train the tutorial MLP on blobs and print Train/Test accuracy",
-        description="Train the tutorial's MLP (2-50-3) on make_blobs with a KL-divergence loss, "
-        "print 'Train: x, Test: y' and write a run directory (config, environment, history, "
-        "metrics, model weights, plot).",
+        help="train an MLP (default: the tutorial's, on blobs) and print Train/Test accuracy",
+        description="Train an MLP (default: the tutorial's 2-50-3 on make_blobs) with a "
+        "KL-divergence loss, print 'Train: x, Test: y' and write a run directory (config, "
+        "environment, history, metrics, model weights and what predicting needs, plot).",
     )
     run.add_argument(
         "--loss",
@@ -39,6 +39,7 @@ def add_parser(sub: Any) -> None:
         help=f"many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
         f"{options.MAX_SEEDS:,} seeds",
     )
+    options.add_data_options(run)
     options.add_training_options(run)
     options.add_output_options(run)
 
@@ -88,10 +89,14 @@ def command(args: argparse.Namespace, console: Any) -> int:
 
     seeds = args.seeds if args.seeds is not None else (args.seed,)
     exp = options.experiment(args, args.loss, seeds)
+    data = ex.load(exp)
     guard.prepare_out(args.out)
     with console.progress(f"training {len(seeds)} run(s)") as progress:
         result = ex.run(
-            exp, epoch_chunk=None if len(seeds) > 1 else 10, on_progress=guard.checking(progress)
+            exp,
+            data=data,
+            epoch_chunk=None if len(seeds) > 1 else 10,
+            on_progress=guard.checking(progress),
         )
     if not result.healthy.any():
         if len(seeds) == 1:
@@ -102,7 +107,9 @@ def command(args: argparse.Namespace, console: Any) -> int:
             )
         raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
     png = _history_png(result, exp) if not args.no_plot else None
-    path = guard.save(args.out, save_run, exp, result, command=guard.command_line(), figure_png=png)
+    path = guard.save(
+        args.out, save_run, exp, result, data=data, command=guard.command_line(), figure_png=png
+    )
     if not result.healthy.all():
         guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
     for line in summary_lines(result.final, result.healthy):
