@@ -77,14 +77,14 @@ def test_stats_table_contains_the_numbers(identical_stats):
     assert f"{js.wilcoxon_p:.1e} (50)" in js_row  # the pairs that entered the Wilcoxon test
     holm = identical_stats.primary_p_holm["js"]
     assert js_row.endswith(f"{holm:.1e}" if holm < 1e-4 else f"{holm:.4f}")
-    verdict_rows = text.split("Verdicts A vs")[1].splitlines()
+    verdict_rows = text.split("Verdicts A vs")[1].split("How many seeds")[0].splitlines()
     js_verdict = next(r for r in verdict_rows if r.startswith("js ") and "test_accuracy" in r)
     low, high = js.tost_interval
     assert f"[{low:.4f}, {high:.4f}]" in js_verdict and "±0.01" in js_verdict
     assert js_verdict.endswith(js.verdict) and js.verdict == "different"
     kl_tests = [line for line in verdict_rows if line.startswith("kl ")]
     assert len(kl_tests) == 4 and all(r.endswith("identical") for r in kl_tests)
-    assert "Primary: paired t-test on test_accuracy, Holm-adjusted over 1 arm(s)" in text
+    assert "Primary: sign-flip p on test_accuracy, Holm-adjusted over 1 arm(s)" in text
     assert "every other p-value" in text and "is unadjusted" in text
     diff_rows = text.split("Paired differences")[1].split("Paired tests")[0].splitlines()
     kl_diffs = [line for line in diff_rows if line.startswith("kl ")]
@@ -182,7 +182,7 @@ def test_html_report_is_self_contained(identical_stats):
         prefix = "data:image/png;base64,"
         assert a["src"].startswith(prefix)
         assert base64.b64decode(a["src"][len(prefix) :]) == TINY_PNG
-    assert tags.count("table") == 4
+    assert tags.count("table") == 5
     text = "".join(doc.text)
     assert "kldiv compare --losses kl,ce,js --seeds 50" in text
     assert '"seeds": 50' in text and '"lr": 0.01' in text
@@ -250,3 +250,116 @@ def test_counts_are_said():
     finals = {"ce": {"test_accuracy": [0.824, 0.826]}, "kl": {"test_accuracy": [0.826, 0.828]}}
     stats = compare_arms(finals, n_boot=200, denominators={"accuracy": 500})
     assert "Counts kept exact (no float32 rounding): test_accuracy k/500." in stats_table(stats)
+
+
+# --- issue 15: failures, how many seeds, the sign-flip test, metrics without a margin -------------
+
+
+def js_collapse_finals() -> tuple[dict, list[int]]:
+    """30 seeds; 11 JS runs collapse to about 0.55 accuracy, the rest track ce closely."""
+    rng = np.random.default_rng(40)
+    ce = np.round(rng.normal(0.823, 0.007, 30) * 500) / 500
+    js = np.clip(ce + np.round(rng.normal(-0.002, 0.004, 30) * 500) / 500, 0, 1)
+    js[:11] = np.round(rng.uniform(0.542, 0.552, 11) * 500) / 500
+    return {"ce": {"test_accuracy": ce}, "js": {"test_accuracy": js}}, list(range(30))
+
+
+def test_failed_runs_are_counted_next_to_mean_and_median_with_their_rule():
+    from kldiv.failures import FAILURE_RULES
+
+    finals, seeds = js_collapse_finals()
+    stats = compare_arms(
+        finals,
+        seeds=seeds,
+        failures={"js": {"stuck": seeds[:11], "diverged": [30, 31]}},
+        failure_rules=FAILURE_RULES,
+        denominators={"accuracy": 500},
+        n_boot=200,
+    )
+    text = stats_table(stats)
+    header = text.splitlines()[1]
+    assert header.split()[:6] == ["arm", "metric", "mean", "±", "std", "median"]
+    assert "failed" in header
+    js_row = next(r for r in text.splitlines() if r.startswith("js "))
+    ce_row = next(r for r in text.splitlines() if r.startswith("ce "))
+    m = stats.summary("js", "test_accuracy")
+    assert m.mean == pytest.approx(np.mean(finals["js"]["test_accuracy"]))  # failed runs kept
+    assert f"{m.mean:.4f} ± {m.std:.4f}  {m.median:.4f}" in js_row
+    assert "11/30 stuck (+2)" in js_row and ce_row.split()[6] == "0"
+    flat = " ".join(text.split())
+    assert "js: 11 of 30 runs stuck (seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, … (1 more))" in flat
+    assert "js: 2 more runs diverged (seeds 30, 31), left out of the statistics" in flat
+    assert f"Rule, stuck: {FAILURE_RULES['stuck']}." in flat
+    assert f"Rule, diverged: {FAILURE_RULES['diverged']}." in flat
+    assert "Failed runs stay in the means, tests and intervals" in flat
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_no_failures_no_column():
+    finals, _ = js_collapse_finals()
+    text = stats_table(compare_arms(finals, n_boot=200))
+    assert "failed" not in text.splitlines()[1] and "Rule," not in text
+
+
+def test_how_many_seeds_table():
+    finals, _ = js_collapse_finals()
+    finals["kl"] = {"test_accuracy": finals["ce"]["test_accuracy"].copy()}
+    stats = compare_arms(finals, n_boot=200, denominators={"accuracy": 500})
+    text = stats_table(stats)
+    part = text.split("How many seeds: A vs ce")[1]
+    header = part.splitlines()[1]
+    assert header.split() == [
+        "A",
+        "metric",
+        "n",
+        "SD",
+        "shown",
+        "margin",
+        "margin",
+        "seeds",
+        "for",
+        "80%",
+    ]
+    js = stats.comparison("js", "test_accuracy")
+    js_row = next(r for r in part.splitlines() if r.startswith("js "))
+    assert js_row.split() == [
+        "js",
+        "test_accuracy",
+        "30",
+        f"{js.difference_sd:.4f}",
+        f"±{js.smallest_margin:.4f}",
+        "±0.01",
+        f"{js.seeds_needed:,}",
+    ]
+    assert js.seeds_needed > 1000  # the collapsed seeds make the SD large
+    kl_row = next(r for r in part.splitlines() if r.startswith("kl "))
+    assert kl_row.split() == ["kl", "test_accuracy", "30", "0", "±0", "±0.01", "n/a"]
+    flat = " ".join(part.split())
+    assert "80% power to show |E[A − B]| < margin when the true difference is 0" in flat
+
+
+def test_sign_flip_is_the_primary_column_and_monte_carlo_is_marked():
+    rng = np.random.default_rng(41)
+    n = 60  # float differences above the exact-enumeration limit
+    ce = {"test_loss": rng.normal(0.4, 0.01, n)}
+    finals = {"ce": ce, "kl": {"test_loss": ce["test_loss"] + rng.normal(0, 0.002, n)}}
+    stats = compare_arms(finals, n_boot=200)
+    text = stats_table(stats)
+    tests = text.split("Paired tests")[1].split("Verdicts")[0]
+    assert tests.splitlines()[1].split()[:4] == ["A", "metric", "sign-flip", "p"]
+    c = stats.comparison("kl", "test_loss")
+    row = next(r for r in tests.splitlines() if r.startswith("kl "))
+    assert row.split()[2:4] == [f"{c.sign_flip_p:.4f}", "MC"]
+    flat = " ".join(tests.split())
+    assert "Primary: sign-flip p on test_loss" in flat
+    assert "(Monte Carlo, 100000 resamples where marked MC)" in flat
+
+
+def test_metrics_without_a_margin_say_so():
+    rng = np.random.default_rng(42)
+    finals = {arm: {"auc": rng.uniform(0.7, 0.9, 8)} for arm in ("a", "b")}
+    text = stats_table(compare_arms(finals, n_boot=200))
+    _, _, tests, verdict, seeds = [r for r in text.splitlines() if r.startswith("b ")]
+    assert tests.split()[-3:-1] == ["no", "margin"]
+    assert verdict.split()[-5:] == ["none", "n/a", "no", "difference", "shown"]
+    assert seeds.endswith("none            n/a")

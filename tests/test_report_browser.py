@@ -129,5 +129,5 @@ def test_report_renders_in_chromium(tmp_path):
     assert all(i["complete"] and i["width"] > 0 for i in images), images
     assert [i["alt"] for i in images] == ["curves", "finals", "differences", "kl, seed 0"]
     assert charset == "UTF-8"
-    assert tables == 4
+    assert tables == 5  # summaries, differences, tests, verdicts, how many seeds
     assert overflow <= 0

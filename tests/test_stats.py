@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from kldiv import stats as kstats
+from kldiv.checks import ConfigError
 from kldiv.stats import (
     DEFAULT_MARGINS,
     compare_arms,
@@ -281,11 +282,15 @@ def test_compare_paired_property_never_warns_and_is_antisymmetric(pair):
     ba = compare_paired(b, a, margin=0.05, n_boot=100)
     assert ab.prob_a_beats_b == pytest.approx(1 - ba.prob_a_beats_b)
     assert ab.n_identical == ba.n_identical == sum(x == y for x, y in zip(a, b, strict=True))
-    for p in (ab.t_test_p, ab.wilcoxon_p, ab.tost_p):
+    for p in (ab.t_test_p, ab.wilcoxon_p, ab.tost_p, ab.sign_flip_p):
         assert p is None or 0.0 <= p <= 1.0
     if ab.t_test_p is None:
         assert ab.note
     assert ab.equivalent == ba.equivalent
+    assert ab.sign_flip_p == ba.sign_flip_p and ab.difference_found == ba.difference_found
+    assert (ab.smallest_margin is None) == (ba.smallest_margin is None)
+    if ab.smallest_margin is not None:
+        assert ab.smallest_margin == pytest.approx(ba.smallest_margin, rel=1e-12)
 
 
 # --- compare_arms ------------------------------------------------------------------------------
@@ -327,7 +332,13 @@ def test_compare_arms_defaults_and_margin_overrides():
         "test_loss": 0.05,
     }
     assert s.comparison("ce", "test_accuracy").margin == 0.02
-    assert DEFAULT_MARGINS == {"accuracy": 0.01, "loss": 0.01}
+    assert DEFAULT_MARGINS == {
+        "accuracy": 0.01,
+        "error": 0.01,
+        "loss": 0.01,
+        "brier": 0.01,
+        "ece": 0.01,
+    }
     assert higher_is_better("val_accuracy") and not higher_is_better("val_loss")
 
 
@@ -355,8 +366,6 @@ def test_compare_arms_validates():
     missing = {"kl": good["kl"], "ce": {m: v for m, v in good["ce"].items() if m != "test_loss"}}
     with pytest.raises(ValueError, match=r"finals\['ce'\]: expected metrics"):
         compare_arms(missing)
-    with pytest.raises(ValueError, match="margins: expected a margin for metric 'auc'"):
-        compare_arms({"kl": {"auc": np.ones(3)}})
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -414,7 +423,9 @@ def test_scipy_warnings_become_notes_or_surface(monkeypatch):
         "t-test not applicable: invalid value encountered; "
         "TOST not applicable: invalid value encountered"
     )
-    assert c.difference_found is None
+    # The primary test does not depend on SciPy's t-test.
+    # d = 0.1, -0.1, 0.1, 0.2: 8 of the 16 sign patterns have |sum| >= 0.3.
+    assert c.sign_flip_p == pytest.approx(0.5) and c.difference_found is False
     monkeypatch.setattr(kstats.sps, "ttest_1samp", deprecated)
     with pytest.raises(DeprecationWarning, match="argument renamed"):
         compare_paired(a, b, margin=0.5, **FAST)
@@ -502,8 +513,12 @@ def test_constant_one_example_difference_has_no_spread():
         **FAST,
     )
     c = s.comparison("kl", "test_accuracy")
-    assert c.t_test_p is None and c.wilcoxon_p is None
+    # No spread: the t statistic is undefined; the permutation tests are exact, 2 of 2^10 patterns.
+    assert c.t_test_p is None and c.tost_p is None
+    assert c.sign_flip_p == c.wilcoxon_p == 2 / 2**10
     assert "all 10 differences equal 0.002: no spread" in c.note
+    assert c.margin_result == "within" and c.verdict == "different, within margin"
+    assert c.smallest_margin == 1 / 500 and c.seeds_needed is None
     assert c.difference.mean == 1 / 500
     assert s.denominators == {"test_accuracy": 500}
     assert s.values["kl"]["test_accuracy"] == tuple((k + 1) / 500)
@@ -548,12 +563,23 @@ def test_verdict_answers_difference_and_margin(shift, sd, margin, expected):
     c = compare_paired(a, b, margin=margin, **FAST)
     low, high = t_oracle(d, confidence=0.90)
     assert c.tost_interval == pytest.approx((low, high), rel=1e-9)
-    found = sps.ttest_rel(a, b).pvalue < 0.05
+    # The primary test is the sign-flip test: against SciPy's Monte Carlo sign flips (2^30 is too
+    # many to enumerate here), within 5 standard errors.
+    mc = sps.permutation_test(
+        (d,),
+        lambda x, axis: np.mean(x, axis=axis),
+        permutation_type="samples",
+        n_resamples=20_000,
+        rng=np.random.default_rng(0),
+    ).pvalue
+    assert c.sign_flip_p == pytest.approx(mc, abs=5 * math.sqrt(mc * (1 - mc) / 20_000) + 1e-4)
+    found = mc < 0.05
     within, outside = -margin < low and high < margin, low >= margin or high <= -margin
     assert c.difference_found == found
     assert c.margin_result == ("within" if within else "outside" if outside else "straddles")
     assert c.verdict == expected
-    assert (c.alpha, c.test_method) == (0.05, "paired t-test")
+    assert c.alpha == 0.05
+    assert c.test_method == "sign-flip permutation test (exact, all 2^30 sign patterns)"
 
 
 # --- issue 15: one primary test, Holm over the family ----------------------------------------------
@@ -588,8 +614,8 @@ def test_compare_arms_holm_adjusts_the_primary_metric_only():
     for arm, shift in (("kl", 0.0), ("js", 0.012), ("mse", 0.006)):
         finals[arm] = {m: v + shift + rng.normal(0, 0.01, 12) for m, v in base.items()}
     s = compare_arms(finals, baseline="ce", **FAST)
-    assert s.primary_metric == "test_accuracy" and s.primary_test == "paired t-test"
-    raw = [s.comparison(arm, "test_accuracy").t_test_p for arm in ("kl", "js", "mse")]
+    assert s.primary_metric == "test_accuracy" and s.primary_test == "sign-flip permutation test"
+    raw = [s.comparison(arm, "test_accuracy").sign_flip_p for arm in ("kl", "js", "mse")]
     expected = holm_closed_testing_oracle(raw)
     assert [s.primary_p_holm[arm] for arm in ("kl", "js", "mse")] == pytest.approx(expected)
     for arm, p in zip(("kl", "js", "mse"), expected, strict=True):
@@ -631,7 +657,9 @@ def test_to_dict_stores_verdicts_with_alpha_and_method():
     back = json.loads(json.dumps(s.to_dict(), allow_nan=False))
     for r in back["comparisons"]:
         c = r["comparison"]
-        assert c["verdict"] and c["alpha"] == 0.05 and c["test_method"].startswith("paired t")
+        assert c["verdict"] and c["alpha"] == 0.05
+        assert c["test_method"].startswith("sign-flip permutation test (exact, all 2^8 sign")
+        assert 0 < c["sign_flip_p"] <= 1 and c["sign_flip_n"] == 8
         assert len(c["tost_interval"]) == 2 and c["wilcoxon_method"] == "exact"
     assert back["primary_metric"] == "test_accuracy" and "js" in back["primary_p_holm"]
 
@@ -650,3 +678,297 @@ def test_shown_intervals_cover_small_seeded_simulation():
         boot_hits += boot[0] <= 0.82 <= boot[1]
     assert 0.92 <= t_hits / reps <= 0.98
     assert boot_hits / reps < 0.8
+
+
+# --- issue 15: the sign-flip permutation test ----------------------------------------------------
+
+
+def sign_flip_brute_force(d: np.ndarray) -> float:
+    """Two-sided sign-flip p by listing all 2^n patterns, zeros kept: #{|S| >= |S_obs| - tol}/2^n,
+    every sum correctly rounded (math.fsum), tol = 1e-12·Σ|d| as documented."""
+    d = np.asarray(d, dtype=float)
+    observed = abs(math.fsum(d))
+    tol = 1e-12 * math.fsum(np.abs(d))
+    hits = sum(
+        abs(math.fsum(s * x for s, x in zip(signs, d, strict=True))) >= observed - tol
+        for signs in itertools.product((1.0, -1.0), repeat=d.size)
+    )
+    return hits / 2**d.size
+
+
+def test_sign_flip_matches_brute_force_on_integers_with_ties_and_zeros():
+    rng = np.random.default_rng(21)
+    for _ in range(80):
+        n = int(rng.integers(1, 13))
+        d = rng.integers(-4, 5, n).astype(float)
+        p, used, method = kstats.sign_flip_test(d)
+        if not np.any(d):
+            assert (p, used, method) == (None, 0, None)
+            continue
+        assert used == np.count_nonzero(d)
+        assert method == f"exact, all 2^{used} sign patterns"
+        assert p == pytest.approx(sign_flip_brute_force(d), rel=1e-12, abs=1e-15)
+
+
+def test_sign_flip_matches_brute_force_on_floats_with_ties_and_zeros():
+    rng = np.random.default_rng(22)
+    for _ in range(80):
+        n = int(rng.integers(2, 13))
+        # Values whose sums tie in exact arithmetic but not in floating point (0.1 + 0.2 vs 0.3),
+        # exact zeros, and continuous values.
+        pool = rng.choice([0.0, 0.1, -0.1, 0.2, -0.2, 0.3, -0.3, 0.7], n)
+        d = np.where(rng.random(n) < 0.3, rng.normal(0.05, 0.2, n), pool)
+        p, used, method = kstats.sign_flip_test(d)
+        if not np.any(d):
+            continue
+        assert used == np.count_nonzero(d) and method.startswith("exact")
+        assert p == pytest.approx(sign_flip_brute_force(d), rel=1e-12, abs=1e-15)
+
+
+def test_sign_flip_matches_scipy_exact_permutation_test():
+    rng = np.random.default_rng(23)
+    for n in (2, 3, 5, 8, 11):
+        a, b = rng.normal(0.8, 0.01, n), rng.normal(0.8, 0.01, n)
+        res = sps.permutation_test(
+            (a, b),
+            lambda x, y, axis: np.mean(x - y, axis=axis),
+            permutation_type="samples",
+            n_resamples=np.inf,
+            alternative="two-sided",
+        )
+        assert kstats.sign_flip_test(a - b)[0] == pytest.approx(min(1.0, res.pvalue), rel=1e-9)
+
+
+def test_sign_flip_zero_differences_do_not_change_p():
+    rng = np.random.default_rng(24)
+    d = rng.normal(0.01, 0.02, 9)
+    p, used, _ = kstats.sign_flip_test(d)
+    p0, used0, _ = kstats.sign_flip_test(np.concatenate([d, np.zeros(4)]))
+    assert used == used0 == 9
+    assert p0 == p == pytest.approx(sign_flip_brute_force(np.concatenate([d, np.zeros(4)])))
+
+
+def test_sign_flip_counts_are_exact_for_many_seeds():
+    # 300 seeds of accuracy differences k/500 in float32: exact through the integer sum. Oracle:
+    # the same p from the enumeration path on a scaled subset, and Monte Carlo on all of them.
+    rng = np.random.default_rng(25)
+    k = rng.integers(-6, 8, 300)
+    a32 = ((400 + k) / 500).astype(np.float32)
+    b32 = np.full(300, 400 / 500, dtype=np.float32)
+    d = a32.astype(float) - b32.astype(float)
+    p, used, method = kstats.sign_flip_test(kstats.exact_fractions(a32, 500) - 0.8, denominator=500)
+    assert (used, method) == (np.count_nonzero(k), f"exact, all 2^{used} sign patterns")
+    mc, _, mc_method = kstats.sign_flip_test(k * math.pi, n_resamples=200_000, seed=1)
+    assert mc_method == "Monte Carlo, 200000 resamples"
+    assert p == pytest.approx(mc, abs=5 * math.sqrt(p * (1 - p) / 200_000) + 1e-5)
+    # float32 rounding noise would break the exact path; the counts keep it exact.
+    assert not np.all(d * 500 == np.rint(d * 500))
+    small = k[:12]
+    p_counts = kstats.sign_flip_test(small / 500, denominator=500)[0]
+    p_floats = kstats.sign_flip_test(small * math.pi)[0]  # same p, float path with rounding ties
+    assert p_counts == pytest.approx(p_floats, rel=1e-12)
+    assert p_counts == pytest.approx(sign_flip_brute_force(small.astype(float)), rel=1e-12)
+
+
+def test_sign_flip_monte_carlo_above_the_enumeration_limit_agrees_with_scipy():
+    rng = np.random.default_rng(26)
+    d = rng.normal(0.004, 0.02, kstats.SIGN_FLIP_EXACT_MAX + 14)
+    p, used, method = kstats.sign_flip_test(d, n_resamples=50_000, seed=3)
+    assert (used, method) == (d.size, "Monte Carlo, 50000 resamples")
+    assert kstats.sign_flip_test(d, n_resamples=50_000, seed=3)[0] == p  # seeded
+    res = sps.permutation_test(
+        (d,),
+        lambda x, axis: np.sum(x, axis=axis),
+        permutation_type="samples",
+        n_resamples=50_000,
+        rng=np.random.default_rng(0),
+    )
+    se = math.sqrt(p * (1 - p) / 50_000)
+    assert p == pytest.approx(res.pvalue, abs=6 * se + 1e-4)
+    assert 0 < p < 1
+
+
+def test_sign_flip_validates():
+    with pytest.raises(ValueError, match="d: expected finite values"):
+        kstats.sign_flip_test([0.1, np.nan])
+    with pytest.raises(ValueError, match="counts over N = 500"):
+        kstats.sign_flip_test([0.1234567], denominator=500)
+    with pytest.raises(ValueError, match="n_resamples"):
+        kstats.sign_flip_test(np.arange(1.0, 60.0) * math.pi, n_resamples=0)
+
+
+def test_paired_comparison_reports_the_sign_flip_test():
+    rng = np.random.default_rng(27)
+    b = rng.normal(0.8, 0.02, 10)
+    a = b + rng.normal(0.004, 0.006, 10)
+    c = compare_paired(a, b, margin=0.01, **FAST)
+    assert c.sign_flip_p == pytest.approx(sign_flip_brute_force(a - b), rel=1e-12)
+    assert (c.sign_flip_n, c.sign_flip_method) == (10, "exact, all 2^10 sign patterns")
+    assert c.difference_found == (c.sign_flip_p < 0.05)
+    assert c.test_method == "sign-flip permutation test (exact, all 2^10 sign patterns)"
+    assert compare_paired([0.8], [0.7], margin=0.01).sign_flip_p is None
+    same = compare_paired(a, a.copy(), margin=0.01)
+    assert same.sign_flip_p is None and same.difference_found is None
+
+
+# --- issue 15: how many seeds, per comparison -----------------------------------------------------
+
+
+def test_smallest_margin_is_where_tost_turns():
+    rng = np.random.default_rng(28)
+    b = rng.normal(0.8, 0.02, 20)
+    a = b + rng.normal(0.002, 0.005, 20)
+    c = compare_paired(a, b, margin=0.01, **FAST)
+    low, high = t_oracle(a - b, confidence=0.90)
+    assert c.smallest_margin == pytest.approx(max(abs(low), abs(high)), rel=1e-12)
+    assert tost_oracle(a - b, c.smallest_margin) == pytest.approx(0.05, rel=1e-9)
+    above = compare_paired(a, b, margin=c.smallest_margin * (1 + 1e-9), **FAST)
+    below = compare_paired(a, b, margin=c.smallest_margin * (1 - 1e-9), **FAST)
+    assert above.equivalent and not below.equivalent
+    assert c.difference_sd == pytest.approx(np.std(a - b, ddof=1))
+    assert c.seeds_needed == kstats.seeds_for_power(c.difference_sd, 0.01, 0.8, 0.05)
+    assert c.seeds_power == 0.8
+    assert compare_paired(a, b, margin=0.01, power=0.9, **FAST).seeds_needed > c.seeds_needed
+
+
+def test_no_margin_asks_only_whether_there_is_a_difference():
+    rng = np.random.default_rng(29)
+    b = rng.normal(0.8, 0.02, 12)
+    for shift, expected in ((0.0, "no difference shown"), (0.05, "different")):
+        a = b + shift + rng.normal(0, 0.004, 12)
+        c = compare_paired(a, b, margin=None, **FAST)
+        assert c.margin is None and c.tost_p is None and c.margin_result is None
+        assert not c.equivalent and c.seeds_needed is None
+        assert c.smallest_margin == pytest.approx(max(map(abs, t_oracle(a - b, 0.90))))
+        assert c.verdict == expected
+
+
+def test_compare_arms_unknown_metric_has_no_margin():
+    rng = np.random.default_rng(30)
+    finals = {
+        arm: {"auc": rng.uniform(0.7, 0.9, 6), "val_ece": rng.uniform(0, 0.1, 6)}
+        for arm in ("a", "b")
+    }
+    s = compare_arms(finals, **FAST)
+    assert s.margins == {"auc": None, "val_ece": 0.01}
+    c = s.comparison("b", "auc")
+    assert c.margin is None and c.verdict in ("different", "no difference shown")
+    assert not s.comparison("b", "val_ece").higher_is_better
+    with_margin = compare_arms(finals, margins={"auc": 0.02}, **FAST)
+    assert with_margin.comparison("b", "auc").margin == 0.02
+
+
+def test_margins_take_the_name_then_the_longest_suffix():
+    rng = np.random.default_rng(31)
+    names = ("train_loss", "test_loss", "val_error", "test_brier")
+    finals = {arm: {m: rng.normal(0.4, 0.01, 5) for m in names} for arm in ("a", "b")}
+    s = compare_arms(
+        finals, margins={"loss": 0.05, "_loss": 0.03, "test_loss": 0.02, "brier": 0.005}, **FAST
+    )
+    assert s.margins == {
+        "train_loss": 0.03,
+        "test_loss": 0.02,
+        "val_error": 0.01,
+        "test_brier": 0.005,
+    }
+
+
+def test_higher_is_better_by_name():
+    for name in ("test_loss", "val_error", "error", "test_brier", "ece", "val_ece"):
+        assert not higher_is_better(name), name
+    for name in ("test_accuracy", "auc", "f1", "loss_ratio"):
+        assert higher_is_better(name), name
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.01", {"accuracy": 0.01}),
+        (" 2e-3 ", {"accuracy": 0.002}),
+        (
+            "accuracy=0.01,loss=0.02,test_brier=0.005",
+            {"accuracy": 0.01, "loss": 0.02, "test_brier": 0.005},
+        ),
+        ("val_loss = 0.1", {"val_loss": 0.1}),
+    ],
+)
+def test_parse_margins(text, expected):
+    assert kstats.parse_margins(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", r"margin: expected a number or metric=number pairs, got ''"),
+        ("0", r"margin: expected a finite number > 0 for accuracy, got '0'"),
+        ("-0.1", r"expected a finite number > 0 for accuracy, got '-0.1'"),
+        ("nan", r"expected a finite number > 0 for accuracy, got 'nan'"),
+        ("abc", r"expected a finite number > 0 for accuracy, got 'abc'"),
+        ("loss=inf", r"expected a finite number > 0 for loss, got 'inf'"),
+        ("loss=0.1,", r"expected metric=number pairs separated by commas, got ''"),
+        ("loss=", r"expected metric=number pairs separated by commas, got 'loss='"),
+        ("=0.1", r"expected metric=number pairs separated by commas, got '=0.1'"),
+        ("loss=0.1,0.2", r"expected metric=number pairs separated by commas, got '0.2'"),
+        (
+            "test loss=0.1",
+            r"expected a metric name \(letters, digits, _\) before '=', got 'test loss'",
+        ),
+        ("loss=0.1,loss=0.2", r"expected each metric once, got 'loss' twice"),
+    ],
+)
+def test_parse_margins_rejects(text, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        kstats.parse_margins(text)
+    assert err.value.field == "margin" and isinstance(err.value, ValueError)
+
+
+# --- issue 15: failures are recorded, kept in the statistics, and in stats.json -----------------
+
+
+def test_compare_arms_records_failures_and_keeps_the_runs():
+    rng = np.random.default_rng(32)
+    seeds = np.arange(100, 130)
+    ce = {"test_accuracy": rng.normal(0.82, 0.007, 30)}
+    js = {"test_accuracy": ce["test_accuracy"] + rng.normal(-0.003, 0.003, 30)}
+    js["test_accuracy"][:11] = 0.55
+    s = compare_arms(
+        {"ce": ce, "js": js},
+        seeds=seeds,
+        failures={"js": {"stuck": seeds[:11]}, "ce": {"stuck": []}},
+        failure_rules={"stuck": "a rule"},
+        **FAST,
+    )
+    assert s.seeds == tuple(range(100, 130))
+    assert s.failures == {"js": {"stuck": tuple(range(100, 111))}, "ce": {"stuck": ()}}
+    assert s.failure_rules == {"stuck": "a rule"}
+    # Kept in every statistic: the mean is over all 30 runs.
+    assert s.summary("js", "test_accuracy").mean == pytest.approx(np.mean(js["test_accuracy"]))
+    assert s.comparison("js", "test_accuracy").n == 30
+    back = json.loads(json.dumps(s.to_dict(), allow_nan=False))
+    assert back["failures"] == {"js": {"stuck": list(range(100, 111))}, "ce": {"stuck": []}}
+    assert back["failure_rules"] == {"stuck": "a rule"} and back["seeds"][0] == 100
+    c = back["comparisons"][0]["comparison"]
+    assert {"sign_flip_p", "sign_flip_method", "smallest_margin", "seeds_needed"} <= set(c)
+    assert c["seeds_needed"] >= 2 and c["seeds_power"] == 0.8
+
+
+def test_compare_arms_validates_failures_and_seeds():
+    rng = np.random.default_rng(33)
+    finals = {
+        "a": {"test_accuracy": rng.uniform(0.7, 0.9, 4)},
+        "b": {"test_accuracy": rng.uniform(0.7, 0.9, 4)},
+    }
+    rule = {"stuck": "r"}
+    with pytest.raises(ValueError, match=r"failures: expected arms among \['a', 'b'\], got 'c'"):
+        compare_arms(finals, failures={"c": {"stuck": [1]}}, failure_rules=rule)
+    with pytest.raises(
+        ValueError, match="failure_rules: expected the rule for failure kind 'stuck'"
+    ):
+        compare_arms(finals, failures={"a": {"stuck": [1]}})
+    with pytest.raises(ValueError, match=r"failures\['a'\]\['stuck'\]: expected integer seeds"):
+        compare_arms(finals, failures={"a": {"stuck": [1.5]}}, failure_rules=rule)
+    with pytest.raises(ValueError, match=r"failures\['a'\]\['stuck'\]: expected each seed once"):
+        compare_arms(finals, failures={"a": {"stuck": [1, 1]}}, failure_rules=rule)
+    for bad in ([1, 2, 3], [1, 2, 3, 3], [0.5, 1, 2, 3]):
+        with pytest.raises(ValueError, match="seeds: expected 4 different integer seeds"):
+            compare_arms(finals, seeds=bad)

@@ -1,6 +1,8 @@
 """Text and HTML rendering of comparison statistics; no file I/O.
 
-`stats_table` is the terminal view of a comparison of arms (losses, configurations, ...),
+`stats_table` is the terminal view of a comparison of arms (losses, configurations, ...): the
+summaries per arm (with failed runs and the rules that define them), the paired differences, the
+tests (the sign-flip permutation test first), the verdicts and how many seeds each margin needs;
 `theory_note` puts the KL = CE − H(y) identity next to the numbers when the KL and cross-entropy arms
 are both present, and `html_report` is one self-contained page (figures as data: URIs, no external
 resources, no scripts). Both views draw on the same `Table`s, so the numbers in the terminal and in
@@ -32,6 +34,7 @@ __all__ = [
     "comparison_tables",
     "html_report",
     "html_table",
+    "seeds_table",
     "stats_table",
     "summary_table",
     "text_table",
@@ -109,11 +112,58 @@ def _spread_ci(m: Summary, interval: tuple[float, float] | None) -> str:
     return _ci(interval)
 
 
+def _seed_list(seeds: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, seeds[:limit]))
+    return shown + (f", … ({len(seeds) - limit} more)" if len(seeds) > limit else "")
+
+
+def _failures(stats: ComparisonStats) -> tuple[dict[str, str], list[str]]:
+    """arm -> the "failed" cell ("11/30 stuck", "0 (+2)"), and the notes: per arm and kind the
+    seeds, then each kind's rule. Runs in the statistics count against n_seeds; the others
+    (diverged runs, whose values are not finite) are counted as (+k) and named as left out."""
+    in_stats = set(stats.seeds)
+    cells: dict[str, str] = {}
+    lines, kinds = [], []
+    for arm in stats.arms:
+        parts, left_out = [], 0
+        for kind, seeds in stats.failures.get(arm, {}).items():
+            if not seeds:
+                continue
+            if kind not in kinds:
+                kinds.append(kind)
+            inside = [s for s in seeds if s in in_stats]
+            outside = [s for s in seeds if s not in in_stats]
+            if inside:
+                parts.append(f"{len(inside)}/{stats.n_seeds} {kind}")
+                lines.append(
+                    f"{arm}: {len(inside)} of {stats.n_seeds} runs {kind} (seeds "
+                    f"{_seed_list(inside)}), kept in every statistic"
+                )
+            if outside:
+                left_out += len(outside)
+                lines.append(
+                    f"{arm}: {len(outside)} more runs {kind} (seeds {_seed_list(outside)}), left "
+                    "out of the statistics (no finite values)"
+                )
+        cells[arm] = (", ".join(parts) or "0") + (f" (+{left_out})" if left_out else "")
+    if not lines:
+        return {}, []
+    rules = [f"Rule, {kind}: {stats.failure_rules[kind]}." for kind in kinds]
+    lead = (
+        "Failed runs stay in the means, tests and intervals (dropping the runs an arm fails on "
+        "would flatter it); the medians show the typical run. (+k): k more failed runs, left out "
+        "of the statistics."
+    )
+    return cells, [lead, *lines, *rules]
+
+
 def summary_table(stats: ComparisonStats) -> Table:
-    """Per arm and metric: mean ± std, median, t interval and bootstrap interval of the mean."""
+    """Per arm and metric: mean ± std, median, failed runs (when any are given), t interval and
+    bootstrap interval of the mean."""
     pct = _pct(stats.confidence)
     rows, notes, methods = [], [], set()
     clipped, left_out = False, False
+    failed, failure_notes = _failures(stats)
     for s in stats.summaries:
         m = s.summary
         std = "" if m.std is None else f" ± {_num(m.std)}"
@@ -121,8 +171,17 @@ def summary_table(stats: ComparisonStats) -> Table:
         if m.bootstrap_note and m.std:
             boot, left_out = f"n < {BOOTSTRAP_MIN_N}", True
         median = "n/a" if m.median is None else _num(m.median)
+        extra = (failed.get(s.arm, "0"),) if failed else ()
         rows.append(
-            (s.arm, s.metric, f"{_num(m.mean)}{std}", median, _spread_ci(m, m.t_interval), boot)
+            (
+                s.arm,
+                s.metric,
+                f"{_num(m.mean)}{std}",
+                median,
+                *extra,
+                _spread_ci(m, m.t_interval),
+                boot,
+            )
         )
         notes.append((s.arm, s.metric, m.note))
         clipped = clipped or m.clipped
@@ -152,11 +211,12 @@ def summary_table(stats: ComparisonStats) -> Table:
     if stats.denominators:
         exact = ", ".join(f"{m} k/{n}" for m, n in stats.denominators.items())
         footer.append(f"Counts kept exact (no float32 rounding): {exact}.")
+    columns = ("arm", "metric", "mean ± std", "median", *(("failed",) if failed else ()))
     return Table(
         title="Final metrics per arm",
-        columns=("arm", "metric", "mean ± std", "median", f"{pct} t CI", "bootstrap CI"),
+        columns=(*columns, f"{pct} t CI", "bootstrap CI"),
         rows=tuple(rows),
-        notes=(*footer, *_grouped(notes, stats.metrics)),
+        notes=(*footer, *failure_notes, *_grouped(notes, stats.metrics)),
     )
 
 
@@ -166,19 +226,27 @@ def _pairs(n: int) -> str:
 
 def _tests_row(c: PairedComparison) -> tuple[str, ...]:
     wilcoxon = _p(c.wilcoxon_p) + (f" ({c.wilcoxon_n})" if c.wilcoxon_p is not None else "")
-    return (_p(c.t_test_p), wilcoxon, f"{c.prob_a_beats_b:.2f}", _p(c.tost_p))
+    monte_carlo = c.sign_flip_method is not None and c.sign_flip_method.startswith("Monte")
+    sign_flip = _p(c.sign_flip_p) + (" MC" if monte_carlo else "")
+    tost = _p(c.tost_p) if c.margin is not None else "no margin"
+    return (sign_flip, _p(c.t_test_p), wilcoxon, f"{c.prob_a_beats_b:.2f}", tost)
 
 
 def _difference_answer(c: PairedComparison, holm_p: float | None) -> str:
     if c.difference_found is None:
         return "n/a"
-    p = c.t_test_p if holm_p is None else holm_p
+    p = c.sign_flip_p if holm_p is None else holm_p
     return f"{'yes' if c.difference_found else 'no'}, p {_p(p)}"
 
 
+def _margin(margin: float | None) -> str:
+    return "none" if margin is None else f"±{margin:g}"
+
+
 def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table, Table]:
-    """Each other arm A against the baseline arm B, paired by seed: the differences, the tests,
-    then the verdicts (is there a difference; is it within the margin)."""
+    """Each other arm A against the baseline arm B, paired by seed: the differences, the tests
+    (primary: the sign-flip permutation test; the t-test and Wilcoxon secondary), then the
+    verdicts (is there a difference; is it within the margin)."""
     pct, b = _pct(stats.confidence), stats.baseline
     alpha = f"{round(1 - stats.confidence, 12):g}"
     tost_pct = _pct(round(1 - 2 * (1 - stats.confidence), 12))
@@ -211,7 +279,7 @@ def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table, Table]:
                 ac.metric,
                 _difference_answer(c, holm_p),
                 tost_ci,
-                f"±{c.margin:g}",
+                _margin(c.margin),
                 c.margin_result or "n/a",
                 c.verdict,
             )
@@ -231,28 +299,45 @@ def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table, Table]:
         rows=tuple(diffs),
     )
     family = sum(1 for p in stats.primary_p_holm.values() if p is not None)
+    methods = sorted({c.comparison.sign_flip_method for c in stats.comparisons} - {None})
+    monte_carlo = [m for m in methods if m.startswith("Monte")]
+    how = "exact over all 2^n sign patterns of the non-zero differences"
+    if monte_carlo:
+        how += f" ({', '.join(monte_carlo)} where marked MC)"
     legend = (
-        f"Primary: paired t-test on {stats.primary_metric}, Holm-adjusted over {family} arm(s) "
+        f"Primary: sign-flip p on {stats.primary_metric}, Holm-adjusted over {family} arm(s) "
         "(Holm p); every other p-value is unadjusted.",
-        "Wilcoxon: signed-rank test on the non-zero differences (pairs used in parentheses), "
-        "exact permutation distribution with ties.",
+        "Sign-flip: two-sided permutation test of the mean difference, each seed's difference as "
+        f"likely + as −, no normality assumed; {how}.",
+        "t-test (assumes normal differences) and Wilcoxon (signed ranks of the non-zero "
+        "differences, pairs used in parentheses, exact with ties): secondary.",
         f"P(A>B): share of these seeds where A beats {b} (higher accuracy, lower loss), ties "
         "count ½; a description of these seeds, no interval.",
         f"TOST: two one-sided t-tests of |E[A − B]| < margin at α = {alpha}.",
     )
     tests_table = Table(
         title=f"Paired tests A vs {b}",
-        columns=("A", "metric", "t-test p", "Wilcoxon p", "P(A>B)", "TOST p", "Holm p"),
+        columns=(
+            "A",
+            "metric",
+            "sign-flip p",
+            "t-test p",
+            "Wilcoxon p",
+            "P(A>B)",
+            "TOST p",
+            "Holm p",
+        ),
         rows=tuple(tests),
         notes=legend,
     )
     verdict_legend = (
-        f"Two questions, each at α = {alpha}: is there a difference (paired t-test; Holm p on the "
-        f"primary metric), and is it within the margin ({tost_pct} t interval of A − B, the one "
-        "TOST uses: inside ±margin 'within', beyond it 'outside', else 'straddles').",
+        f"Two questions, each at α = {alpha}: is there a difference (sign-flip test; Holm p on "
+        f"the primary metric), and is it within the margin ({tost_pct} t interval of A − B, the "
+        "one TOST uses: inside ±margin 'within', beyond it 'outside', else 'straddles').",
         "Verdicts: equivalent (within, no difference shown); different, within margin (a real but "
         "small difference); different (beyond the margin); different, margin unclear; inconclusive "
-        "(neither question answered); identical (every pair bit-identical).",
+        "(neither question answered); identical (every pair bit-identical); without a margin, "
+        "different or no difference shown.",
     )
     verdict_table = Table(
         title=f"Verdicts A vs {b}",
@@ -269,6 +354,52 @@ def comparison_tables(stats: ComparisonStats) -> tuple[Table, Table, Table]:
         notes=(*verdict_legend, *_grouped(notes, stats.metrics)),
     )
     return differences, tests_table, verdict_table
+
+
+def seeds_table(stats: ComparisonStats) -> Table:
+    """How many seeds: per comparison the SD of the paired differences, the smallest margin these
+    seeds demonstrate, the margin, and the seeds a TOST needs for it at `stats.seeds_power`."""
+    alpha = f"{round(1 - stats.confidence, 12):g}"
+    tost_pct = _pct(round(1 - 2 * (1 - stats.confidence), 12))
+    power = _pct(stats.seeds_power)
+    rows = []
+    for ac in stats.comparisons:
+        c = ac.comparison
+        sd = c.difference_sd
+        needed = "n/a" if c.seeds_needed is None else f"{c.seeds_needed:,}"
+        rows.append(
+            (
+                ac.arm,
+                ac.metric,
+                str(c.n),
+                "n/a" if sd is None else _num(sd),
+                "n/a" if c.smallest_margin is None else f"±{_num(c.smallest_margin)}",
+                _margin(c.margin),
+                needed,
+            )
+        )
+    notes = (
+        "SD: standard deviation (ddof 1) of the paired differences A − B.",
+        f"Shown margin: the smallest margin these seeds show equivalence for (TOST at α = {alpha}: "
+        f"the larger end, in absolute value, of the {tost_pct} t interval).",
+        f"Seeds needed: the smallest number of seeds whose TOST at α = {alpha} has {power} power "
+        "to show |E[A − B]| < margin when the true difference is 0 and the SD is the one "
+        "measured here (exact power of the t-based TOST for normal differences, "
+        "kldiv.power.seeds_for_power); an estimate, as good as the SD. n/a: no margin, no spread "
+        "to estimate from, or over 10^9 seeds.",
+    )
+    return Table(
+        title=f"How many seeds: A vs {stats.baseline}",
+        columns=("A", "metric", "n", "SD", "shown margin", "margin", f"seeds for {power}"),
+        rows=tuple(rows),
+        notes=notes,
+    )
+
+
+def _tables(stats: ComparisonStats) -> list[Table]:
+    if not stats.comparisons:
+        return [summary_table(stats)]
+    return [summary_table(stats), *comparison_tables(stats), seeds_table(stats)]
 
 
 def text_table(table: Table) -> str:
@@ -292,12 +423,12 @@ def text_table(table: Table) -> str:
 
 
 def stats_table(stats: ComparisonStats) -> str:
-    """The terminal report: per-arm summaries, then the paired differences and tests.
+    """The terminal report: per-arm summaries, the paired differences, tests and verdicts, and how
+    many seeds.
 
     Fits 100 columns for arm and metric names of ordinary length (the tutorial's).
     """
-    tables = [summary_table(stats), *(comparison_tables(stats) if stats.comparisons else ())]
-    return "\n\n".join(text_table(t) for t in tables) + "\n"
+    return "\n\n".join(text_table(t) for t in _tables(stats)) + "\n"
 
 
 _THEORY = (
@@ -391,7 +522,7 @@ def theory_note(stats: ComparisonStats, *, kl: str = "kl", ce: str = "ce") -> st
         ]
     else:
         counts = ", ".join(f"{metric} {c.n_identical} of {n}" for metric, c in pairs)
-        verdicts = ", ".join(f"{metric} {c.verdict} (±{c.margin:g})" for metric, c in pairs)
+        verdicts = ", ".join(f"{metric} {c.verdict} ({_margin(c.margin)})" for metric, c in pairs)
         outcome = [
             f"{lead}They did not all agree. Identical pairs: {counts}. "
             f"Verdicts at the stated margins: {verdicts}.",
@@ -473,8 +604,7 @@ def html_report(
     e = html.escape
     parts = [f"<h1>{e(title)}</h1>", "<h2>Command</h2>", f"<pre><code>{e(command)}</code></pre>"]
     if stats is not None:
-        tables = [summary_table(stats), *(comparison_tables(stats) if stats.comparisons else ())]
-        parts += ["<h2>Results</h2>", *(html_table(t) for t in tables)]
+        parts += ["<h2>Results</h2>", *(html_table(t) for t in _tables(stats))]
         note = theory_note(stats)
         if note:
             paragraphs = note.strip().split("\n\n")

@@ -5,12 +5,17 @@ seeds, so that every other arm can be paired seed by seed with a baseline arm.
 
 Statistics come from SciPy (`t.interval`, `bootstrap`, `ttest_1samp`, `wilcoxon` for large n);
 this module adds the paired design, the degenerate cases and one result shape, and what SciPy does
-not do right for this data: the Wilcoxon test drops zero differences before choosing its method
-and is exact (with ties) for up to `WILCOXON_EXACT_MAX` non-zero differences; accuracies that are
-counts k/N are made exact (`exact_fractions`) so float32 rounding does not break ties or fake a
-spread; the BCa bootstrap is left out below `BOOTSTRAP_MIN_N` values, where it covers far less than
-its nominal level (benchmarks/coverage.py); one primary metric and test is Holm-adjusted over the
-arms (`holm`).
+not do right for this data: the primary test is a sign-flip permutation test of the mean
+difference (`sign_flip_test`: exact for counts at any n, for floats up to `SIGN_FLIP_EXACT_MAX`
+pairs, Monte Carlo beyond), which needs no normality, so failed seeds do not break it; the
+Wilcoxon test drops zero differences before choosing its method and is exact (with ties) for up to
+`WILCOXON_EXACT_MAX` non-zero differences; accuracies that are counts k/N are made exact
+(`exact_fractions`) so float32 rounding does not break ties or fake a spread; the BCa bootstrap is
+left out below `BOOTSTRAP_MIN_N` values, where it covers far less than its nominal level
+(benchmarks/coverage.py); one primary metric and test is Holm-adjusted over the arms (`holm`).
+Each comparison also says how many seeds its margin needs (`kldiv.power`), and a comparison keeps
+the failed runs (stuck, diverged) it is given, with their rules (`kldiv.failures`): they stay in
+every statistic, since dropping them would bias it.
 
 Degenerate inputs never raise or warn. A statistic that does not exist for the data is `None` and
 the result's `note` says why: one value (no spread, no interval), all values equal ("all n values
@@ -22,6 +27,7 @@ whose runs could still differ).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -34,9 +40,13 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from kldiv.checks import ConfigError
+from kldiv.power import SEEDS_POWER, seeds_for_power
+
 __all__ = [
     "BOOTSTRAP_MIN_N",
     "DEFAULT_MARGINS",
+    "LOWER_IS_BETTER",
     "PRIMARY_METRIC",
     "PRIMARY_TEST",
     "ArmComparison",
@@ -50,6 +60,8 @@ __all__ = [
     "higher_is_better",
     "holm",
     "identical_share_bound",
+    "parse_margins",
+    "sign_flip_test",
     "summarize",
     "t_interval",
     "to_jsonable",
@@ -59,8 +71,23 @@ __all__ = [
 
 # Equivalence margins by metric kind (the suffix of the metric name), reported with the results.
 # Accuracy: 0.01, about the seed-to-seed spread of the tutorial's final accuracy (5 of 500).
+# Error: 0.01, as accuracy (an error rate is 1 - accuracy, so the same difference).
 # Loss: 0.01 nats, a few percent of the tutorial's final loss (~0.4 nats).
-DEFAULT_MARGINS: Mapping[str, float] = {"accuracy": 0.01, "loss": 0.01}
+# Brier: 0.01, about 4% of the multiclass Brier score Σ(q - y)² of a model at the tutorial's 82%
+#   accuracy (~0.25), the same relative size as the loss margin.
+# ECE: 0.01, one percentage point of calibration error, in the units of accuracy it is measured in.
+# Any other metric has no default (AUC, F1, a regression error in the user's units, ...): its margin
+# questions are not asked unless a margin is given; `smallest_margin` still says what the data show.
+DEFAULT_MARGINS: Mapping[str, float] = {
+    "accuracy": 0.01,
+    "error": 0.01,
+    "loss": 0.01,
+    "brier": 0.01,
+    "ece": 0.01,
+}
+
+# Metric names ending in one of these are lower-is-better; every other metric is higher-is-better.
+LOWER_IS_BETTER: tuple[str, ...] = ("loss", "error", "brier", "ece")
 
 # Below this many values the bootstrap interval is left out: BCa undercovers at small n (a coverage
 # simulation of the mean of normal data, benchmarks/coverage.py, measures about 51% at n = 2, 72% at
@@ -71,10 +98,25 @@ BOOTSTRAP_MIN_N = 20
 # the signed-rank statistic (with midranks for ties); above it, the normal approximation.
 WILCOXON_EXACT_MAX = 200
 
-# The metric with the primary test (paired t-test) when the data have it; its p-values are
-# Holm-adjusted over the arms, every other p-value is unadjusted.
+# The sign-flip test is exact by enumeration (meet in the middle: 2 x 2^(n/2) half sums) up to this
+# many non-zero float differences; counts (integer multiples of 1/N) are exact at any n through the
+# distribution of the integer sum, up to `SIGN_FLIP_MAX_CELLS` (pairs x possible sums) of work.
+SIGN_FLIP_EXACT_MAX = 36
+SIGN_FLIP_MAX_CELLS = 200_000_000
+# Above both: Monte Carlo with this many random sign patterns (SE of p at p = 0.05: 0.0007).
+SIGN_FLIP_RESAMPLES = 100_000
+# Float sums that are equal in exact arithmetic can differ by rounding: a pattern counts as at least
+# as extreme when |S| >= |S_obs| - SIGN_FLIP_RTOL * Σ|d|. Rounding in these sums (thousands of
+# terms at most) is below 1e-13 * Σ|d|; the extra patterns the tolerance may admit where sums are
+# truly distinct move p by about 1e-12.
+SIGN_FLIP_RTOL = 1e-12
+
+# The metric with the primary test when the data have it; its p-values are Holm-adjusted over the
+# arms, every other p-value is unadjusted. The sign-flip test is exact for paired seeds at any n and
+# assumes only that, with no difference between the arms, each pair's difference is as likely to
+# be d as -d; the t-test adds normality, which failed seeds break.
 PRIMARY_METRIC = "test_accuracy"
-PRIMARY_TEST = "paired t-test"
+PRIMARY_TEST = "sign-flip permutation test"
 
 
 @dataclass(frozen=True)
@@ -128,17 +170,20 @@ class PairedComparison:
     Attributes:
       difference: `Summary` of d (mean difference, its t and bootstrap intervals).
       n_identical: number of pairs with a == b exactly (bit-identical runs).
-      t_test_p: two-sided paired t-test p-value (`scipy.stats.ttest_rel`), t = d̄ / (s_d / √n).
+      t_test_p: two-sided paired t-test p-value (`scipy.stats.ttest_rel`), t = d̄ / (s_d / √n); a
+        secondary test (it assumes normal differences), unadjusted.
       wilcoxon_p: two-sided Wilcoxon signed-rank p-value (`scipy.stats.wilcoxon`, zero differences
-        dropped).
+        dropped); a secondary test, unadjusted.
       prob_a_beats_b: P(A beats B) = mean(1[A better] + ½·1[a == b]); "better" is a > b when
         `higher_is_better`, else a < b.
-      margin: equivalence margin δ > 0, in the metric's units.
+      margin: equivalence margin δ > 0, in the metric's units; `None` when the metric has none
+        (the margin questions are then not asked: `tost_p`, `margin_result` are `None`).
       tost_p: two one-sided tests p-value, max(p₁, p₂) with p₁ from H₀: E[d] ≤ -δ and p₂ from
         H₀: E[d] ≥ +δ (`scipy.stats.ttest_1samp`, one-sided).
       equivalent: True when tost_p < α = 1 - confidence (the (1 - 2α) interval of d̄ lies inside ±δ).
         When all N ≥ 2 differences equal one constant c (e.g. all zero) there is no spread to test
-        and this is the exact statement |c| < δ about the data; `note` says so. False for one pair.
+        and this is the exact statement |c| < δ about the data; `note` says so. False for one pair
+        and without a margin.
       higher_is_better: the direction used for `prob_a_beats_b`.
       note: why tests are not applicable, e.g. "identical in all 100 pairs"; `None` otherwise.
       wilcoxon_n: pairs that entered the Wilcoxon test (the non-zero differences).
@@ -146,14 +191,28 @@ class PairedComparison:
         ties, up to `WILCOXON_EXACT_MAX` non-zero differences) or "normal approximation".
       median_difference: median of d.
       alpha: 1 - confidence, the level of every test and verdict here.
-      test_method: the test that answers "is there a difference" (`PRIMARY_TEST`).
-      difference_found: t_test_p < alpha; `None` when there is no test (then `note` says why).
+      test_method: the test that answers "is there a difference": `PRIMARY_TEST` with its method
+        ("sign-flip permutation test (exact, all 2^30 sign patterns)"), and on the primary metric
+        of `compare_arms` ", Holm-adjusted over k arm(s)".
+      difference_found: the sign-flip p (Holm-adjusted on the primary metric) < alpha; `None`
+        when there is no test (then `note` says why).
       tost_interval: the (1 - 2α) t interval of d̄ (90% at α = 0.05) that the margin questions use:
         inside ±δ is TOST at α ("within"), entirely beyond +δ or -δ ("outside"), else "straddles".
       margin_result: "within", "outside", "straddles", or `None` for one pair.
       verdict: both answers in a few words; see `compare_paired`.
       identical_share_bound: when all N ≥ 1 pairs are identical, the upper confidence bound on the
         share of seeds whose runs could still differ, 1 - α^(1/N) (13.9% at N = 20, α = 0.05).
+      sign_flip_p: two-sided sign-flip permutation p of the mean difference (`sign_flip_test`),
+        unadjusted: the primary test.
+      sign_flip_n: the non-zero differences it used (zeros do not change it).
+      sign_flip_method: "exact, all 2^n sign patterns" or "Monte Carlo, R resamples".
+      smallest_margin: the smallest δ these seeds show equivalence for at α,
+        max(|low|, |high|) of `tost_interval` (TOST shows |E[d]| < δ for every δ above it);
+        with no spread, |c| for the constant difference c (exact); `None` for one pair.
+      seeds_needed: the smallest number of seeds for which TOST at α has power `seeds_power` to
+        show |E[d]| < margin when the true difference is 0 and the SD of d is the observed
+        `difference.std` (`kldiv.power.seeds_for_power`); `None` without a margin or a spread.
+      seeds_power: the target power of `seeds_needed`.
     """
 
     difference: Summary
@@ -161,7 +220,7 @@ class PairedComparison:
     t_test_p: float | None
     wilcoxon_p: float | None
     prob_a_beats_b: float
-    margin: float
+    margin: float | None
     tost_p: float | None
     equivalent: bool
     higher_is_better: bool
@@ -176,11 +235,22 @@ class PairedComparison:
     margin_result: str | None = None
     verdict: str = "n/a"
     identical_share_bound: float | None = None
+    sign_flip_p: float | None = None
+    sign_flip_n: int = 0
+    sign_flip_method: str | None = None
+    smallest_margin: float | None = None
+    seeds_needed: int | None = None
+    seeds_power: float = SEEDS_POWER
 
     @property
     def n(self) -> int:
         """Number of pairs."""
         return self.difference.n
+
+    @property
+    def difference_sd(self) -> float | None:
+        """SD (ddof 1) of the paired differences, `difference.std`; `None` for one pair."""
+        return self.difference.std
 
     @property
     def all_identical(self) -> bool:
@@ -215,7 +285,7 @@ class ComparisonStats:
       arms: arm names in input order; the baseline is among them.
       baseline: the arm the others are compared against (B in every comparison).
       metrics: metric names, in the order of the first arm's mapping.
-      margins: equivalence margin per metric.
+      margins: equivalence margin per metric; `None` for a metric with no margin.
       n_seeds: number of paired seeds.
       confidence, n_boot, seed: as passed to `summarize` / `compare_paired`.
       summaries: one `ArmSummary` per (arm, metric), arms outer.
@@ -225,12 +295,17 @@ class ComparisonStats:
       primary_metric, primary_test: the one metric and test whose p-values are Holm-adjusted
         over the arms (`primary_p_holm`); every other p-value is unadjusted.
       primary_p_holm: arm -> Holm-adjusted p of `primary_test` on `primary_metric`.
+      seeds: the seed of each position of the per-seed values (shape (n_seeds,)).
+      failures: arm -> kind ("stuck", "diverged", ...) -> seeds of the failed runs, as given; a
+        failed run with finite values stays in every statistic (dropping it would bias them).
+      failure_rules: kind -> the rule that defines it (see `kldiv.failures`).
+      seeds_power: the target power of every `seeds_needed`.
     """
 
     arms: tuple[str, ...]
     baseline: str
     metrics: tuple[str, ...]
-    margins: Mapping[str, float]
+    margins: Mapping[str, float | None]
     n_seeds: int
     confidence: float
     n_boot: int
@@ -242,6 +317,10 @@ class ComparisonStats:
     primary_metric: str | None = None
     primary_test: str = PRIMARY_TEST
     primary_p_holm: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+    failures: Mapping[str, Mapping[str, tuple[int, ...]]] = dataclasses.field(default_factory=dict)
+    failure_rules: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    seeds_power: float = SEEDS_POWER
 
     # The records keep the order and the JSON shape; lookups go through (arm, metric) dicts built
     # on first use (cached in the instance's __dict__, not fields, so `to_dict` does not see them).
@@ -276,8 +355,54 @@ class ComparisonStats:
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric by name: lower is better for names ending in "loss", else higher."""
-    return not metric.endswith("loss")
+    """Direction of a metric by name: lower is better for names ending in one of `LOWER_IS_BETTER`
+    ("loss", "error", "brier", "ece"), else higher."""
+    return not metric.endswith(LOWER_IS_BETTER)
+
+
+def parse_margins(text: str) -> dict[str, float]:
+    """Equivalence margins from a command-line value.
+
+    "0.01" is the margin for accuracies ({"accuracy": 0.01}); "accuracy=0.01,loss=0.02,
+    test_brier=0.005" sets one margin per key, a metric name or a name suffix (see `compare_arms`:
+    an exact name wins over a suffix, a longer suffix over a shorter one). Margins are finite
+    numbers > 0 in the metric's units.
+
+    Raises:
+      ConfigError: (field "margin", a ValueError) an empty value or entry, a key that is not a
+        name of letters, digits and underscores, a repeated key, or a margin that is not a finite
+        number > 0; the message names what was expected and what was got.
+    """
+    raw = text.strip()
+    if not raw:
+        raise ConfigError("margin", f"expected a number or metric=number pairs, got {text!r}")
+    if "=" not in raw:
+        return {"accuracy": _margin_value("accuracy", raw)}
+    out: dict[str, float] = {}
+    for entry in raw.split(","):
+        key, eq, value = (part.strip() for part in entry.partition("="))
+        if not eq or not key or not value:
+            raise ConfigError(
+                "margin", f"expected metric=number pairs separated by commas, got {entry.strip()!r}"
+            )
+        if not key.replace("_", "a").isalnum() or not key.isascii():
+            raise ConfigError(
+                "margin", f"expected a metric name (letters, digits, _) before '=', got {key!r}"
+            )
+        if key in out:
+            raise ConfigError("margin", f"expected each metric once, got {key!r} twice")
+        out[key] = _margin_value(key, value)
+    return out
+
+
+def _margin_value(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError("margin", f"expected a finite number > 0 for {key}, got {text!r}")
+    return value
 
 
 def t_interval(
@@ -434,6 +559,134 @@ def wilcoxon_signed_rank(d: Any) -> tuple[float | None, int, str | None]:
     return min(1.0, p), n, "exact"
 
 
+def sign_flip_test(
+    d: Any,
+    *,
+    denominator: int | None = None,
+    n_resamples: int = SIGN_FLIP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float | None, int, str | None]:
+    """Two-sided exact paired permutation (sign-flip) test of the mean difference: (p, n, method).
+
+    Under H₀ (no difference between the arms) each pair's difference is as likely to be +|dᵢ| as
+    -|dᵢ|, so the 2^n sign patterns are equally likely. The statistic is the sum S = Σ dᵢ (the mean
+    times n), and p = #{patterns: |S| ≥ |S_obs|} / 2^n (the observed pattern included, so
+    p ≥ 2/2^n). Zero differences are dropped first: their sign does not change S, so they multiply
+    both counts by the same 2^z and p is the same with or without them; `n` is the number of
+    non-zero differences used.
+
+    Methods, in this order:
+      * integers: when the differences are integers kᵢ (kᵢ = dᵢ·N with `denominator` N, or dᵢ
+        itself when every dᵢ is an integer), the null distribution of Σ ±|kᵢ| is computed exactly
+        for any n by convolving each pair's {-|kᵢ|, +|kᵢ|}, up to `SIGN_FLIP_MAX_CELLS` pairs x
+        possible sums (30 to 1000 seeds of accuracy differences are well inside); no tolerance
+        is needed;
+      * floats, n ≤ `SIGN_FLIP_EXACT_MAX`: every pattern is counted (the half sums of two halves,
+        sorted and matched, so 2^36 patterns cost 2 x 2^18 sums); a pattern counts when
+        |S| ≥ |S_obs| - `SIGN_FLIP_RTOL`·Σ|dᵢ|, so sums equal in exact arithmetic but not after
+        rounding count as ties;
+      * otherwise Monte Carlo: `n_resamples` random sign patterns (fair bits from
+        `numpy.random.default_rng(seed)`), p = (b + 1)/(R + 1) with b the patterns counted as
+        above, the observed one included (Phipson & Smyth 2010: never 0, valid at every R). It
+        estimates the same p as `scipy.stats.permutation_test` with one sample and
+        permutation_type="samples" (tested against it), several times faster at large n.
+
+    Args:
+      d: 1-D array of finite paired differences a - b, one per seed.
+      denominator: N when d are differences of counts over N (k/N): the test runs on the integer
+        k exactly.
+      n_resamples, seed: for the Monte Carlo method only.
+
+    Returns:
+      (p, n, method) with method "exact, all 2^n sign patterns" or "Monte Carlo, R resamples";
+      (None, 0, None) when every difference is zero (nothing to test).
+
+    Raises:
+      ValueError: empty or non-finite d, d not counts over `denominator`, n_resamples < 1.
+    """
+    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
+        raise ValueError(f"n_resamples: expected an integer >= 1, got {n_resamples!r}")
+    if denominator is not None:
+        k = _counts("d", d, denominator)
+        x = k[k != 0].astype(float)
+    else:
+        x = _checked("d", d)
+        x = x[x != 0]
+    n = int(x.size)
+    if n == 0:
+        return None, 0, None
+    exact = f"exact, all 2^{n} sign patterns"
+    integral = bool(np.all(np.abs(x) < 2.0**53) and np.all(x == np.rint(x)))
+    if integral and n * (float(np.abs(x).sum()) + 1) <= SIGN_FLIP_MAX_CELLS:
+        return _sign_flip_counts(np.abs(x).astype(np.int64), int(x.sum())), n, exact
+    if n <= SIGN_FLIP_EXACT_MAX:
+        return _sign_flip_enumerated(x), n, exact
+    p = _sign_flip_monte_carlo(x, int(n_resamples), seed)
+    return p, n, f"Monte Carlo, {int(n_resamples)} resamples"
+
+
+def _sign_flip_counts(k: np.ndarray, observed: int) -> float:
+    """P(|S| ≥ |observed|) for S = Σ ±kᵢ, fair independent signs, kᵢ > 0 integers.
+
+    S = 2P - T with T = Σkᵢ and P the sum of the kᵢ with a + sign, whose distribution over
+    0..T is the convolution of {0, kᵢ} with probability ½ each.
+    """
+    total = int(k.sum())
+    dist = np.zeros(total + 1)
+    dist[0] = 1.0
+    top = 0  # dist is zero above `top`
+    for v in k.tolist():
+        shifted = dist[: top + 1].copy()
+        dist[: top + 1] *= 0.5
+        dist[v : v + top + 1] += 0.5 * shifted
+        top += v
+    s = 2 * np.arange(total + 1) - total
+    return min(1.0, float(dist[np.abs(s) >= abs(observed)].sum()))
+
+
+def _sign_flip_monte_carlo(x: np.ndarray, n_resamples: int, seed: int) -> float:
+    """(b + 1)/(R + 1), b = #{R random sign patterns: |S| ≥ |S_obs| - tol} (tol as enumerated).
+
+    The +1 counts the observed pattern, which makes p a valid p-value (never 0); the signs are
+    bits of `numpy.random.default_rng(seed)`, S = Σx - 2·Σ_{flipped} x.
+    """
+    rng = np.random.default_rng(seed)
+    n, total = x.size, float(x.sum())
+    threshold = abs(total) - SIGN_FLIP_RTOL * float(np.abs(x).sum())
+    batch = max(1, 4_000_000 // n)  # (batch, n) bits: about 4 MB at a time
+    count, done = 0, 0
+    while done < n_resamples:
+        m = min(batch, n_resamples - done)
+        random_bytes = rng.integers(0, 256, size=(m, (n + 7) // 8), dtype=np.uint8)
+        flipped = np.unpackbits(random_bytes, axis=1, count=n)
+        sums = total - 2.0 * (flipped @ x)
+        count += int(np.count_nonzero(np.abs(sums) >= threshold))
+        done += m
+    return min(1.0, (count + 1) / (n_resamples + 1))
+
+
+def _half_sums(x: np.ndarray) -> np.ndarray:
+    """Σ ±xᵢ over all 2^len(x) sign patterns."""
+    sums = np.zeros(1)
+    for v in x:
+        sums = np.concatenate((sums + v, sums - v))
+    return sums
+
+
+def _sign_flip_enumerated(x: np.ndarray) -> float:
+    """#{patterns: |S| ≥ |S_obs| - tol} / 2^n, every pattern counted, by meeting in the middle."""
+    threshold = abs(float(x.sum())) - SIGN_FLIP_RTOL * float(np.abs(x).sum())
+    if threshold <= 0:
+        return 1.0
+    half = x.size // 2
+    left, right = _half_sums(x[:half]), np.sort(_half_sums(x[half:]))
+    # With threshold > 0, S ≥ threshold and S ≤ -threshold are disjoint events.
+    above = right.size - np.searchsorted(right, threshold - left, side="left")
+    below = np.searchsorted(right, -threshold - left, side="right")
+    count = int(above.sum()) + int(below.sum())
+    return min(1.0, count / 2.0**x.size)
+
+
 def _clip(
     interval: tuple[float, float], bounds: tuple[float, float] | None
 ) -> tuple[tuple[float, float], bool]:
@@ -558,14 +811,21 @@ def _p(result: Any) -> float | None:
     return p if p is not None and math.isfinite(p) else None
 
 
-def verdict(difference_found: bool | None, margin_result: str | None) -> str:
+def verdict(
+    difference_found: bool | None, margin_result: str | None, *, has_margin: bool = True
+) -> str:
     """Both answers in a few words: is there a difference (the test at α), and is the difference
     within the margin (the (1 - 2α) interval inside ±δ, beyond it, or straddling it).
 
     "equivalent" (within, no difference shown), "different, within margin" (a real but small
     difference), "different" (significant and the interval beyond the margin), "different, margin
-    unclear", "inconclusive" (neither), "outside margin, no difference shown" (rare).
+    unclear", "inconclusive" (neither), "outside margin, no difference shown" (rare). Without a
+    margin (`has_margin` False) only the first question: "different" or "no difference shown".
     """
+    if not has_margin:
+        if difference_found is None:
+            return "n/a"
+        return "different" if difference_found else "no difference shown"
     if margin_result is None:
         return "n/a"
     if difference_found is None:
@@ -593,39 +853,47 @@ def compare_paired(
     a: Any,
     b: Any,
     *,
-    margin: float,
+    margin: float | None,
     higher_is_better: bool = True,
     confidence: float = 0.95,
     n_boot: int = 10_000,
     seed: int = 0,
     denominator: int | None = None,
     bounds: tuple[float, float] | None = None,
+    power: float = SEEDS_POWER,
 ) -> PairedComparison:
     """Compares paired per-seed values a[i], b[i] (same seed i) through the differences d = a - b.
 
     Args:
       a, b: 1-D arrays of finite values of equal length, in the same seed order.
-      margin: equivalence margin δ > 0 for the TOST, in the metric's units.
+      margin: equivalence margin δ > 0 for the TOST, in the metric's units; `None`: no margin,
+        the margin questions are not asked (the verdict answers only "is there a difference").
       higher_is_better: direction for P(A beats B).
       confidence: level of the intervals; α = 1 - confidence for every test and verdict.
-      n_boot, seed: bootstrap resamples and seed, as in `summarize`.
+      n_boot, seed: bootstrap resamples and seed, as in `summarize`; `seed` also seeds the
+        sign-flip test where it is Monte Carlo.
       denominator: N when a and b are counts k/N: d is computed as (k_a - k_b)/N, exactly, so
-        equal count differences are equal numbers (ties are ties, a constant shift has no spread).
+        equal count differences are equal numbers (ties are ties, a constant shift has no spread),
+        and the sign-flip test is exact at any n.
       bounds: the range of the values (e.g. (0, 1)); the intervals of d are clipped to
         (lo - hi, hi - lo).
+      power: the target power of `seeds_needed`.
 
     Returns:
       A `PairedComparison`; see its attributes for the formulas. Two questions are answered
-      separately: is there a difference (paired t-test at α: `difference_found`), and is it within
-      the margin (the (1 - 2α) interval `tost_interval`: `margin_result`); `verdict` says both.
-      With one pair, or when every difference is the same number to float64 resolution (in
-      particular zero: "identical in all N pairs", with the bound on the share of seeds that could
-      still differ), the tests are `None` and `note` gives the reason. Any other case SciPy finds
+      separately: is there a difference (the sign-flip permutation test at α: `difference_found`;
+      the paired t-test and Wilcoxon p are secondary), and is it within the margin (the (1 - 2α)
+      interval `tost_interval`: `margin_result`); `verdict` says both. With one pair there are no
+      tests. When every difference is the same number c to float64 resolution there is no spread:
+      in particular zero ("identical in all N pairs", with the bound on the share of seeds that
+      could still differ) and nothing to test; for c ≠ 0 the sign-flip and Wilcoxon tests are
+      exact (p = 2/2^N), the t-test and TOST undefined, and the margin answer is the exact
+      |c| < δ. `note` gives the reason for any missing test; any other case SciPy finds
       degenerate also gives `None`, with SciPy's reason.
 
     Raises:
       ValueError: lengths differ, arrays empty or non-finite, not counts over `denominator`,
-        margin not positive.
+        margin not positive, power outside (0, 1).
     """
     if denominator is not None:
         ka, kb = _counts("a", a, denominator), _counts("b", b, denominator)
@@ -639,8 +907,10 @@ def compare_paired(
         if x.shape != y.shape:
             raise ValueError(f"b: expected the same number of seeds as a ({x.size}), got {y.size}")
         d = x - y
-    if not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"margin: expected a finite number > 0, got {margin!r}")
+    if margin is not None and not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin: expected a finite number > 0 or None, got {margin!r}")
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power: expected a probability in (0, 1), got {power!r}")
     alpha = round(1.0 - confidence, 12)  # 0.05, not 0.050000000000000044
     n = d.size
     n_identical = int(np.count_nonzero(x == y))
@@ -655,67 +925,103 @@ def compare_paired(
         bounds=d_bounds,
         denominator=denominator,
     )
+    has_margin = margin is not None
     common = {
         "difference": difference,
         "n_identical": n_identical,
         "prob_a_beats_b": prob,
-        "margin": float(margin),
+        "margin": None if margin is None else float(margin),
         "higher_is_better": higher_is_better,
         "median_difference": difference.median,
         "alpha": alpha,
+        "seeds_power": power,
     }
-    if n == 1 or _no_spread(d):
+    if n == 1:
+        why = "identical in the 1 pair" if n_identical else f"1 pair, difference {d[0]:.6g}"
+        return PairedComparison(
+            t_test_p=None,
+            wilcoxon_p=None,
+            tost_p=None,
+            equivalent=False,
+            note=why + ": tests need at least 2 pairs",
+            **common,
+        )
+    if _no_spread(d):
         c = difference.mean
-        bound = None
-        if n == 1:
-            why = "identical in the 1 pair" if n_identical else f"1 pair, difference {c:.6g}"
-            why += ": tests need at least 2 pairs"
-        elif n_identical == n:
+        within = has_margin and abs(c) < margin
+        margin_res = None if not has_margin else ("within" if within else "outside")
+        if n_identical == n:
             bound = identical_share_bound(n, confidence)
             why = (
                 f"identical in all {n} pairs: every difference is 0, tests not applicable; at "
                 f"{100 * confidence:g}% confidence at most {100 * bound:.1f}% of seeds would give "
                 f"different runs (1 − {alpha:g}^(1/{n}))"
             )
-        else:
-            exactly = "" if np.all(d == d[0]) else " to float64 resolution"
-            why = f"all {n} differences equal {c:.6g}{exactly}: no spread, tests not applicable"
-        if n == 1:
-            label = "n/a"
-        elif n_identical == n:
-            label = "identical"
-        else:
-            label = f"same difference in every pair, {'within' if abs(c) < margin else 'outside'} margin"
-        # With no spread the data settle the question exactly; one pair settles nothing.
+            return PairedComparison(
+                t_test_p=None,
+                wilcoxon_p=None,
+                tost_p=None,
+                equivalent=has_margin,
+                note=why,
+                verdict="identical",
+                margin_result=margin_res,
+                identical_share_bound=bound,
+                smallest_margin=0.0,
+                **common,
+            )
+        # Every pair moved the same way by the same amount: the permutation tests are exact
+        # (p = 2/2^n), the t statistic is undefined, and the data settle the margin exactly.
+        exactly = "" if np.all(d == d[0]) else " to float64 resolution"
+        why = (
+            f"all {n} differences equal {c:.6g}{exactly}: no spread, t-test and TOST not "
+            "applicable; the margin answer is exact"
+        )
+        sf_p, sf_n, sf_method = sign_flip_test(d, denominator=denominator, seed=seed)
+        w_p, w_n, w_method = wilcoxon_signed_rank(d)
+        found = None if sf_p is None else sf_p < alpha
         return PairedComparison(
             t_test_p=None,
-            wilcoxon_p=None,
+            wilcoxon_p=w_p,
             tost_p=None,
-            equivalent=n > 1 and abs(c) < margin,
+            equivalent=within,
             note=why,
-            verdict=label,
-            margin_result=None if n == 1 else ("within" if abs(c) < margin else "outside"),
-            identical_share_bound=bound if n_identical == n and n > 1 else None,
+            wilcoxon_n=w_n,
+            wilcoxon_method=w_method,
+            difference_found=found,
+            margin_result=margin_res,
+            verdict=verdict(found, margin_res, has_margin=has_margin),
+            sign_flip_p=sf_p,
+            sign_flip_n=sf_n,
+            sign_flip_method=sf_method,
+            test_method=_test_method(sf_method),
+            smallest_margin=abs(c),
             **common,
         )
     notes = []
     t_res, t_why = _quietly(lambda: sps.ttest_1samp(d, 0.0))
     w_p, w_n, w_method = wilcoxon_signed_rank(d)
-    lower, lo_why = _quietly(lambda: sps.ttest_1samp(d, -margin, alternative="greater"))
-    upper, up_why = _quietly(lambda: sps.ttest_1samp(d, margin, alternative="less"))
-    for test, why in (("t-test", t_why), ("TOST", lo_why or up_why)):
+    sf_p, sf_n, sf_method = sign_flip_test(d, denominator=denominator, seed=seed)
+    tost, tost_why = None, None
+    if has_margin:
+        lower, lo_why = _quietly(lambda: sps.ttest_1samp(d, -margin, alternative="greater"))
+        upper, up_why = _quietly(lambda: sps.ttest_1samp(d, margin, alternative="less"))
+        p_lower, p_upper = _p(lower), _p(upper)
+        tost = None if p_lower is None or p_upper is None else max(p_lower, p_upper)
+        tost_why = lo_why or up_why
+    for test, why in (("t-test", t_why), ("TOST", tost_why)):
         if why is not None:
             notes.append(f"{test} not applicable: {why}")
-    p_lower, p_upper = _p(lower), _p(upper)
-    tost = None if p_lower is None or p_upper is None else max(p_lower, p_upper)
-    t_p = _p(t_res)
     sd = float(np.std(d, ddof=1))
     low, high = t_interval(float(np.mean(d)), sd / math.sqrt(n), n, 1.0 - 2.0 * alpha)
     tost_ci = (float(low), float(high))
-    found = None if t_p is None else t_p < alpha
-    margin_res = _margin_result(tost_ci, margin)
+    found = None if sf_p is None else sf_p < alpha
+    margin_res = _margin_result(tost_ci, margin) if has_margin else None
+    needed = None
+    if has_margin and sd > 0:
+        with contextlib.suppress(ValueError):  # more seeds than seeds_for_power searches
+            needed = seeds_for_power(sd, margin, power, alpha)
     return PairedComparison(
-        t_test_p=t_p,
+        t_test_p=_p(t_res),
         wilcoxon_p=w_p,
         tost_p=tost,
         equivalent=tost is not None and tost < alpha,
@@ -725,34 +1031,63 @@ def compare_paired(
         difference_found=found,
         tost_interval=tost_ci,
         margin_result=margin_res,
-        verdict=verdict(found, margin_res),
+        verdict=verdict(found, margin_res, has_margin=has_margin),
+        sign_flip_p=sf_p,
+        sign_flip_n=sf_n,
+        sign_flip_method=sf_method,
+        test_method=_test_method(sf_method),
+        smallest_margin=max(abs(tost_ci[0]), abs(tost_ci[1])),
+        seeds_needed=needed,
         **common,
     )
 
 
+def _test_method(sign_flip_method: str | None) -> str:
+    return PRIMARY_TEST if sign_flip_method is None else f"{PRIMARY_TEST} ({sign_flip_method})"
+
+
 def _lookup(metric: str, table: Mapping[str, Any]) -> Any:
-    """The entry for metric by its name, else by the first key it ends with; `None` if neither."""
+    """The entry for metric by its name, else by the longest key it ends with; `None` if neither."""
     if metric in table:
         return table[metric]
-    for kind, value in table.items():
-        if metric.endswith(kind):
-            return value
-    return None
-
-
-def _metric_margin(metric: str, margins: Mapping[str, float]) -> float:
-    margin = _lookup(metric, margins)
-    if margin is None:
-        raise ValueError(
-            f"margins: expected a margin for metric {metric!r} (by name or by a suffix such as "
-            f"'accuracy'), got keys {sorted(margins)}"
-        )
-    return float(margin)
+    suffixes = [kind for kind in table if metric.endswith(kind)]
+    return table[max(suffixes, key=len)] if suffixes else None
 
 
 def _metric_bounds(metric: str, denominator: int | None) -> tuple[float, float] | None:
     """Accuracies (by name) and counts over N are shares, in [0, 1]."""
     return (0.0, 1.0) if denominator is not None or metric.endswith("accuracy") else None
+
+
+def _checked_failures(
+    failures: Mapping[str, Mapping[str, Any]] | None,
+    rules: Mapping[str, str] | None,
+    arms: tuple[str, ...],
+) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, str]]:
+    out: dict[str, dict[str, tuple[int, ...]]] = {}
+    rules = dict(rules or {})
+    for arm, kinds in (failures or {}).items():
+        if arm not in arms:
+            raise ValueError(f"failures: expected arms among {list(arms)}, got {arm!r}")
+        out[arm] = {}
+        for kind, seeds in kinds.items():
+            if kind not in rules:
+                raise ValueError(
+                    f"failure_rules: expected the rule for failure kind {kind!r} (failures of "
+                    f"arm {arm!r}), got rules for {sorted(rules)}"
+                )
+            given = np.asarray(seeds).reshape(-1)
+            if given.size and given.dtype.kind not in "iu":
+                raise ValueError(
+                    f"failures[{arm!r}][{kind!r}]: expected integer seeds, got {seeds!r}"
+                )
+            listed = [int(x) for x in given]
+            if len(set(listed)) != len(listed):
+                raise ValueError(
+                    f"failures[{arm!r}][{kind!r}]: expected each seed once, got {listed}"
+                )
+            out[arm][kind] = tuple(listed)
+    return out, rules
 
 
 def compare_arms(
@@ -765,6 +1100,10 @@ def compare_arms(
     seed: int = 0,
     denominators: Mapping[str, int] | None = None,
     primary_metric: str | None = None,
+    seeds: Any = None,
+    failures: Mapping[str, Mapping[str, Any]] | None = None,
+    failure_rules: Mapping[str, str] | None = None,
+    power: float = SEEDS_POWER,
 ) -> ComparisonStats:
     """Summarizes every metric of every arm; compares every other arm with the baseline, paired.
 
@@ -774,22 +1113,32 @@ def compare_arms(
         "test_loss").
       baseline: the arm compared against (B); default the first arm.
       margins: equivalence margin per metric name or name suffix, merged over `DEFAULT_MARGINS`
-        (0.01 for accuracies, 0.01 nats for losses).
+        (0.01 for accuracies, errors, Brier scores and ECE; 0.01 nats for losses); a metric's own
+        name wins over a suffix, a longer suffix over a shorter one (see `parse_margins`). A
+        metric matching none has no margin: its margin questions are not asked (`margin` None,
+        verdict "different" or "no difference shown").
       confidence, n_boot, seed: as in `summarize`.
       denominators: N per metric name or name suffix whose values are counts k/N (e.g.
         {"test_accuracy": 500}): the values are made exact (`exact_fractions`) before any
         statistic. Accuracies, and metrics with a denominator, have intervals clipped to [0, 1].
-      primary_metric: the metric whose paired t-test p-values are Holm-adjusted over the arms;
+      primary_metric: the metric whose sign-flip p-values are Holm-adjusted over the arms;
         default `PRIMARY_METRIC` when present, else the first metric.
+      seeds: the seed of each position, shape (seeds,); default 0, 1, ..., n - 1.
+      failures: arm -> kind (e.g. "stuck", "diverged") -> seeds of the failed runs (see
+        `kldiv.failures`). Recorded and reported; the runs stay in every statistic (their values
+        are in `finals` if they are finite, and dropping them would bias the comparison).
+      failure_rules: kind -> the rule that defines it, for every kind in `failures`.
+      power: the target power of every comparison's `seeds_needed`.
 
     Returns:
       A `ComparisonStats`. The direction of P(A beats B) follows `higher_is_better(metric)`. On the
-      primary metric, `difference_found` and `verdict` use the Holm-adjusted p.
+      primary metric, `difference_found` and `verdict` use the Holm-adjusted sign-flip p.
 
     Raises:
       ValueError: no arms, unknown baseline or primary metric, differing metric names or seed
-        counts, a metric with no margin, non-finite values or values that are not counts over
-        their denominator (the message names the arm and metric).
+        counts, non-finite values or values that are not counts over their denominator (the
+        message names the arm and metric), seeds of the wrong length or repeated, failures of an
+        unknown arm, with non-integer seeds or without a rule.
     """
     if not finals:
         raise ValueError("finals: expected at least one arm, got none")
@@ -822,12 +1171,21 @@ def compare_arms(
                 f"finals[{key[0]!r}][{key[1]!r}]: expected {n_seeds} seeds (as "
                 f"finals[{arms[0]!r}][{metrics[0]!r}]), got {arr.size}"
             )
+    given = np.arange(n_seeds) if seeds is None else np.asarray(seeds)
+    if given.shape != (n_seeds,) or given.dtype.kind not in "iu" or np.unique(given).size < n_seeds:
+        raise ValueError(
+            f"seeds: expected {n_seeds} different integer seeds (one per value), got "
+            f"{given.tolist()}"
+        )
+    seed_ids = tuple(int(x) for x in given)
+    failed, rules = _checked_failures(failures, failure_rules, arms)
     if primary_metric is None:
         primary_metric = PRIMARY_METRIC if PRIMARY_METRIC in metrics else metrics[0]
     elif primary_metric not in metrics:
         raise ValueError(f"primary_metric: expected one of {list(metrics)}, got {primary_metric!r}")
     merged = {**DEFAULT_MARGINS, **(margins or {})}
-    used = {m: _metric_margin(m, merged) for m in metrics}
+    used = {m: _lookup(m, merged) for m in metrics}
+    used = {m: None if v is None else float(v) for m, v in used.items()}
     opts = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
     summaries = tuple(
         ArmSummary(
@@ -855,6 +1213,7 @@ def compare_arms(
                 higher_is_better=higher_is_better(m),
                 denominator=dens.get(m),
                 bounds=_metric_bounds(m, dens.get(m)),
+                power=power,
                 **opts,
             ),
         )
@@ -864,8 +1223,8 @@ def compare_arms(
     ]
     # Holm over the primary family: the primary test on the primary metric, one p per other arm.
     family = [i for i, ac in enumerate(comparisons) if ac.metric == primary_metric]
-    tested = [i for i in family if comparisons[i].comparison.t_test_p is not None]
-    adjusted = holm([comparisons[i].comparison.t_test_p for i in tested]) if tested else []
+    tested = [i for i in family if comparisons[i].comparison.sign_flip_p is not None]
+    adjusted = holm([comparisons[i].comparison.sign_flip_p for i in tested]) if tested else []
     holm_p: dict[str, float | None] = {comparisons[i].arm: None for i in family}
     for i, p in zip(tested, adjusted, strict=True):
         ac, c = comparisons[i], comparisons[i].comparison
@@ -876,8 +1235,8 @@ def compare_arms(
             comparison=dataclasses.replace(
                 c,
                 difference_found=found,
-                verdict=verdict(found, c.margin_result),
-                test_method=f"{PRIMARY_TEST}, Holm-adjusted over {len(tested)} arm(s)",
+                verdict=verdict(found, c.margin_result, has_margin=c.margin is not None),
+                test_method=f"{c.test_method}, Holm-adjusted over {len(tested)} arm(s)",
             ),
         )
     return ComparisonStats(
@@ -892,6 +1251,10 @@ def compare_arms(
         values={arm: {m: tuple(map(float, arrays[arm, m])) for m in metrics} for arm in arms},
         primary_metric=primary_metric,
         primary_p_holm=holm_p,
+        seeds=seed_ids,
+        failures=failed,
+        failure_rules=rules,
+        seeds_power=power,
         **opts,
     )
 
