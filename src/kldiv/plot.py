@@ -295,7 +295,8 @@ def comparison_figures(
     """The figures of a comparison of arms, by name.
 
     Args:
-      histories: arm name -> history, as in `plot_curves_by_arm`.
+      histories: arm name -> history, as in `plot_curves_by_arm`; empty for per-seed results
+        without curves (`kldiv stats`).
       finals: arm name -> metric name -> (seeds,) values, as in `plot_final_by_arm`.
       baseline: the arm the differences are taken against; default the first arm.
 
@@ -304,13 +305,16 @@ def comparison_figures(
       per arm (`plot_final_by_arm`); and, with two or more arms, "differences": every final
       metric's per-seed differences against `baseline` (`plot_paired_differences`).
     """
-    if not histories or not finals:
-        raise ValueError("histories, finals: expected at least one arm each, got none")
-    keys = [k for k in _SERIES if k in next(iter(histories.values()))]
+    if not finals:
+        raise ValueError("finals: expected at least one arm, got none")
     metrics = list(next(iter(finals.values())))
-    figures = {"curves": _grid(len(keys)), "finals": _grid(len(metrics))}
-    for ax, key in zip(figures["curves"].axes, keys, strict=True):
-        plot_curves_by_arm(ax, histories, key)
+    figures = {}
+    if histories:
+        keys = [k for k in _SERIES if k in next(iter(histories.values()))]
+        figures["curves"] = _grid(len(keys))
+        for ax, key in zip(figures["curves"].axes, keys, strict=True):
+            plot_curves_by_arm(ax, histories, key)
+    figures["finals"] = _grid(len(metrics))
     for ax, metric in zip(figures["finals"].axes, metrics, strict=True):
         plot_final_by_arm(ax, finals, metric)
     if len(finals) > 1:

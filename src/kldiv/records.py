@@ -142,7 +142,7 @@ class RunDir:
             raise
 
 
-_STAGING = re.compile(r"^\.(run|compare)-(\d+)-[0-9a-f]+\.partial$")
+_STAGING = re.compile(r"^\.(run|compare|stats)-(\d+)-[0-9a-f]+\.partial$")
 
 
 def _alive(pid: int) -> bool:
@@ -378,13 +378,15 @@ def save_comparison(
     stats: Mapping[str, Any],
     figures: Mapping[str, bytes],
     report_html: str,
+    kind: str = "compare",
 ) -> Path:
     """Write a new comparison directory under `root` and return its path.
 
-    record: config.json's content; results: arm name -> its runs; stats: stats.json's content;
-    figures: name -> PNG bytes; report_html: the page.
+    record: config.json's content; results: arm name -> its runs (none for `kldiv stats`, whose
+    per-seed values come from a file); stats: stats.json's content; figures: name -> PNG bytes;
+    report_html: the page; kind: the directory name's suffix, "compare" or "stats".
     """
-    with RunDir(root, "compare") as run:
+    with RunDir(root, kind) as run:
         d = run.staging
         write_json(d / "config.json", dict(record))
         write_json(d / "environment.json", environment())

@@ -41,15 +41,47 @@ def add_parser(sub: Any) -> None:
         help=f"N (seeds 0..N-1), a range A-B, or a list a,b,c (default 30); at most "
         f"{options.MAX_SEEDS:,} seeds",
     )
-    comp.add_argument(
-        "--margin",
-        type=options.parse_float,
-        default=0.01,
-        help="equivalence margin for accuracies, TOST (default 0.01)",
-    )
+    add_margin_option(comp)
     options.add_data_options(comp)
     options.add_training_options(comp)
     options.add_output_options(comp)
+
+
+def add_margin_option(p: argparse.ArgumentParser) -> None:
+    """--margin, shared with `kldiv stats`."""
+    from kldiv.stats import DEFAULT_MARGINS
+
+    defaults = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_MARGINS.items())
+    p.add_argument(
+        "--margin",
+        default=None,
+        help="equivalence margins (TOST): a number for accuracies, or metric=number pairs such "
+        f"as 'accuracy=0.01,log_loss=0.02' (a metric name or a name suffix); defaults: {defaults}",
+    )
+
+
+def margins(args: argparse.Namespace) -> dict[str, float]:
+    """--margin as metric (or suffix) -> margin, {} when not given (the defaults apply)."""
+    from kldiv.stats import parse_margins
+
+    return {} if args.margin is None else parse_margins(args.margin)
+
+
+def failures(
+    results: dict[str, Any], chance: float, paired: Any
+) -> tuple[dict[str, dict[str, tuple[int, ...]]], Any]:
+    """arm -> {"stuck": seeds, "diverged": seeds} (`kldiv.failures`' rules), and the stuck flags
+    per arm over the paired seeds."""
+    import numpy as np
+
+    from kldiv.failures import failed_seeds, stuck_runs
+
+    stuck = stuck_runs({n: r.final["train_accuracy"] for n, r in results.items()}, chance)
+    seeds = next(iter(results.values())).seeds
+    diverged = failed_seeds({n: r.diverged != 0 for n, r in results.items()}, seeds)
+    stuck_seeds = failed_seeds(stuck, seeds)
+    out = {n: {"stuck": stuck_seeds[n], "diverged": diverged[n]} for n in results}
+    return out, {n: np.asarray(f)[paired] for n, f in stuck.items()}
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
@@ -66,6 +98,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
         raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
     exp = options.experiment(args, names[0], args.seeds)
     arms = {name: exp.train.replace(loss=name) for name in names}
+    margin_of = margins(args)
     data = ex.load(exp)
     guard.prepare_out(args.out)
     with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
@@ -88,7 +121,20 @@ def command(args: argparse.Namespace, console: Any) -> int:
     finals = {
         n: {k: results[n].final[k][paired] for k in _shared(results[n].final)} for n in compared
     }
-    stats = compare_arms(finals, baseline=baseline, margins=_margins(args.margin), seed=0)
+    from kldiv.failures import FAILURE_RULES, chance_accuracy
+
+    failed_runs, _ = failures(results, chance_accuracy(data.labels_train), paired)
+    n_rows = {"train": data.dataset.x_train.shape[0], "test": data.dataset.x_val.shape[0]}
+    stats = compare_arms(
+        finals,
+        baseline=baseline,
+        margins=margin_of,
+        seed=0,
+        denominators={f"{s}_accuracy": n for s, n in n_rows.items()},
+        seeds=results[baseline].seeds[paired],
+        failures={n: failed_runs[n] for n in compared},
+        failure_rules=FAILURE_RULES,
+    )
     note = theory_note(stats)
     own = _own_loss_lines({n: results[n].final for n in compared}, paired)
     table = stats_table(stats) + "\n" + own + ("\n\n" + note if note else "")
@@ -106,7 +152,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
             for name, fig in comparison_figures(histories, finals, baseline).items()
         }
     record = comparison_record(
-        exp, guard.command_line(), results, data, losses=names, margin=args.margin
+        exp, guard.command_line(), results, data, losses=names, margins=dict(stats.margins)
     )
     if failed:
         record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
@@ -148,12 +194,6 @@ OWN_METRICS = ("train_loss", "test_loss")
 
 def _shared(final: dict[str, Any]) -> list[str]:
     return [k for k in SHARED_METRICS if k in final]
-
-
-def _margins(accuracy: float) -> dict[str, float]:
-    # Brier score and ECE move about as much as accuracy between seeds here (both are shares or
-    # squared shares of the same predictions), so they share its margin.
-    return {"accuracy": accuracy, "brier": accuracy, "ece": accuracy}
 
 
 def _own_loss_lines(finals: dict[str, dict[str, Any]], paired: Any) -> str:

@@ -10,12 +10,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kldiv.checks import ConfigError
-from kldiv.cli import compare, guard, options, predict, run
+from kldiv.cli import compare, guard, options, predict, run, stats
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
 # name -> module with `add_parser(subparsers)` and `command(args, console) -> exit code`
-COMMANDS = {"run": run, "compare": compare, "predict": predict}
+COMMANDS = {
+    "run": run,
+    "compare": compare,
+    "predict": predict,
+    "stats": stats,
+}
 
 
 def build_parser() -> options.Parser:

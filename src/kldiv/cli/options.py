@@ -20,6 +20,7 @@ _FLAGS = {
     "seed": "--data-seed",
     "source": "--data",
     "arms": "--losses",
+    "results": "FILE.csv",
 }
 
 MAX_SEEDS = 10**6

@@ -112,7 +112,40 @@ def command(args: argparse.Namespace, console: Any) -> int:
     )
     if not result.healthy.all():
         guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
+    stuck = _stuck(result, data)
+    if stuck.any():
+        guard.stderr(f"kldiv run: warning: {stuck_line(result, stuck, data)}")
     for line in summary_lines(result.final, result.healthy):
         console.result(line)
     console.info(f"run saved to {path}")
-    return 0
+    # every run failed (stuck or diverged): saved for inspection, but not a trained model
+    return 1 if (stuck | ~result.healthy).all() else 0
+
+
+def _stuck(result: Any, data: Any) -> Any:
+    from kldiv.failures import chance_accuracy, stuck_runs
+
+    accuracy = result.final["train_accuracy"]
+    return stuck_runs({"run": accuracy}, chance_accuracy(data.labels_train))["run"]
+
+
+def stuck_line(result: Any, stuck: Any, data: Any) -> str:
+    """'1 of 1 runs stuck (...rule...): seeds 0 (train accuracy 0.334)'."""
+    from kldiv.failures import chance_accuracy
+
+    chance = chance_accuracy(data.labels_train)
+    picked = [
+        f"{int(s)} (train accuracy {a:.3f})"
+        for s, a, bad in zip(result.seeds, result.final["train_accuracy"], stuck, strict=True)
+        if bad
+    ]
+    rule = (
+        f"no better than always predicting the most common class ({chance:.3f})"
+        if result.seeds.size == 1
+        else f"gained less than half of the median run's gain over the most common class's "
+        f"share ({chance:.3f})"
+    )
+    shown = ", ".join(picked[:10]) + (" ..." if len(picked) > 10 else "")
+    return (
+        f"{len(picked)} of {result.seeds.size} runs stuck, training accuracy {rule}: seeds {shown}"
+    )
