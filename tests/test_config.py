@@ -5,6 +5,7 @@ import pytest
 
 from kldiv.checks import ConfigError, ConfigTypeError
 from kldiv.config import BlobsConfig, TrainConfig, to_dict
+from kldiv.data import DataConfig
 from kldiv.experiment import Experiment
 from kldiv.optimizers import SGD, Adam, AdamW, RMSProp
 
@@ -202,7 +203,7 @@ def test_train_config_round_trips_through_json_with_each_optimizer(optimizer):
 
 def test_experiment_round_trips_through_json():
     e = Experiment(
-        data=BlobsConfig(random_state=7, n_train=400),
+        data=DataConfig("digits", seed=7, test_frac=0.3, standardize=True),
         train=TrainConfig(loss="js", hidden=(16,), optimizer=RMSProp(learning_rate=0.01)),
         seeds=(5, 1, 9),
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kldiv.config import TrainConfig
-from kldiv.data import blobs_dataset
+from kldiv.data import load_data
 from kldiv.engine import TrainResult
 from kldiv.experiment import Experiment, run
 from kldiv.model import MLP
@@ -236,7 +236,9 @@ def trained():
 @pytest.mark.parametrize("seeds", [(3,), (1, 2)])
 def test_load_run_returns_the_experiment_and_the_weights_with_a_run_axis(tmp_path, trained, seeds):
     experiment, result = trained[seeds]
-    path = save_run(tmp_path, experiment, result, command="kldiv run --test")
+    path = save_run(
+        tmp_path, experiment, result, data=load_data(experiment.data), command="kldiv run --test"
+    )
     loaded, params = load_run(path)
     assert loaded == experiment
     assert len(params) == len(result.params) == 2
@@ -245,7 +247,7 @@ def test_load_run_returns_the_experiment_and_the_weights_with_a_run_axis(tmp_pat
         np.testing.assert_array_equal(w, w0)
         np.testing.assert_array_equal(b, b0)
     # the loaded weights reproduce the recorded final test accuracy
-    ds = blobs_dataset(experiment.data)
+    ds = load_data(experiment.data).dataset
     model = MLP((2, 8, 3))
     for r in range(len(seeds)):
         logits = np.asarray(model.apply(tuple((w[r], b[r]) for w, b in params), ds.x_val))
@@ -255,7 +257,14 @@ def test_load_run_returns_the_experiment_and_the_weights_with_a_run_axis(tmp_pat
 
 def test_save_run_writes_every_file_and_the_record(tmp_path, trained):
     experiment, result = trained[(1, 2)]
-    path = save_run(tmp_path, experiment, result, command="kldiv run --x", figure_png=b"\x89PNG")
+    path = save_run(
+        tmp_path,
+        experiment,
+        result,
+        data=load_data(experiment.data),
+        command="kldiv run --x",
+        figure_png=b"\x89PNG",
+    )
     assert {p.name for p in path.iterdir()} == {
         "config.json",
         "environment.json",
