@@ -144,3 +144,15 @@ def test_a_runs_probabilities_do_not_depend_on_the_runs_evaluated_with_it():
     for r in (0, 4, 8):
         alone = log_probabilities(model, jax.tree.map(lambda a, r=r: a[r : r + 1], params), x)
         np.testing.assert_array_equal(alone[0], together[r])
+
+
+def test_soft_target_ece_scores_the_predicted_class_probability_and_is_zero_at_q_equals_y():
+    rng = np.random.default_rng(5)
+    y = rng.dirichlet(np.ones(3), size=400)
+    assert prediction_metrics(np.log(y)[None], y)["ece"][0] == pytest.approx(0, abs=1e-15)
+    logits = random_logits(rng, 2, 400, 3)
+    got = prediction_metrics(log_softmax(logits, axis=-1), y)["ece"]
+    for r in range(2):
+        q = softmax(logits[r], axis=-1)
+        right = y[np.arange(400), q.argmax(axis=-1)]  # expected accuracy of the prediction
+        np.testing.assert_allclose(got[r], ece_loop(q, right), rtol=1e-12, atol=1e-15)

@@ -9,8 +9,10 @@ score against the true targets y (one-hot labels or the given soft targets, neve
   log_loss     mean -Σ_k y_k log q_k, nats (cross-entropy)       (lower)
   brier        mean Σ_k (q_k - y_k)²  (multi-class Brier, in [0, 2])  (lower)
   ece          Σ_b (n_b / n) |acc_b - conf_b| over ECE_BINS equal-width bins of the confidence
-               max_k q_k (bin b holds confidences in ((b-1)/B, b/B]); acc_b and conf_b are the
-               bin's accuracy and mean confidence                  (lower)
+               max_k q_k (bin b holds confidences in ((b-1)/B, b/B]); conf_b is the bin's mean
+               confidence, acc_b its mean of y_k̂, the target probability of the predicted class
+               k̂ (on one-hot targets: the bin's accuracy; on soft targets: how often the
+               predicted class is right in expectation, so a model with q = y scores 0)  (lower)
   excess_loss  log_loss - H(y) = mean KL(y || q), nats: what is left to learn; 0 only at q = y.
                Reported for soft targets (on one-hot targets it equals log_loss).
 
@@ -84,13 +86,15 @@ def _prediction_metrics(log_q: np.ndarray, targets: np.ndarray) -> dict[str, np.
     n = y.shape[0]
     predicted = log_q.argmax(axis=-1)  # ties: the lowest index, as argmax of the targets
     hits = predicted == y.argmax(axis=-1)
+    # y_k̂: the target probability of the predicted class (1 or 0 on one-hot targets)
+    right = np.take_along_axis(np.broadcast_to(y, q.shape), predicted[..., None], axis=-1)[..., 0]
     # 0·log q = 0 where the target is 0, also where q underflowed to 0 (log q = -inf)
     cross = -np.where(y > 0, y * log_q, 0.0).sum(axis=-1)
     out = {
         "accuracy": hits.sum(axis=-1) / n,
         "log_loss": cross.mean(axis=-1),
         "brier": ((q - y) ** 2).sum(axis=-1).mean(axis=-1),
-        "ece": expected_calibration_error(q.max(axis=-1), hits),
+        "ece": expected_calibration_error(q.max(axis=-1), right),
     }
     if not is_one_hot(y):
         entropy = -np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0).sum(axis=-1)
@@ -102,7 +106,8 @@ def expected_calibration_error(
     confidence: np.ndarray, hits: np.ndarray, bins: int = ECE_BINS
 ) -> np.ndarray:
     """Σ_b (n_b / n) |mean(hits in b) - mean(confidence in b)| over `bins` equal-width bins of
-    (0, 1], bin b holding confidences in ((b-1)/bins, b/bins]; (..., rows) -> (...)."""
+    (0, 1], bin b holding confidences in ((b-1)/bins, b/bins]; (..., rows) -> (...). `hits` are
+    0/1, or for soft targets the target probability of the predicted class."""
     n = confidence.shape[-1]
     index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     in_bin = index[..., None] == np.arange(bins)  # (..., rows, bins)

@@ -227,10 +227,15 @@ def _entropy_line(results: dict[str, Any], paired: Any, data: Any, eps: float) -
         - np.asarray(results["kl"].final["train_loss"], np.float64)
     )[paired]
     targets = "one-hot" if entropy == 0 else "smoothed" if eps > 0 else "soft"
-    return (
-        f"  ce − kl, own final training loss: {gap.min():.4f} to {gap.max():.4f} nats over "
+    import textwrap
+
+    return textwrap.fill(
+        f"ce − kl, own final training loss: {gap.min():.4f} to {gap.max():.4f} nats over "
         f"{gap.size} seeds; the {targets} training targets' mean entropy H(y) = {entropy:.4f} "
-        "nats (KL = CE − H(y): same gradient, values apart by H(y))"
+        "nats (KL = CE − H(y): same gradient, values apart by H(y))",
+        100,
+        initial_indent="  ",
+        subsequent_indent="    ",
     )
 
 

@@ -45,8 +45,9 @@ def add_parser(sub: Any) -> None:
 
 
 def summary_lines(final: dict[str, Any], healthy: Any) -> list[str]:
-    """'Train: 0.822, Test: 0.822' for one run; mean ± std and 95% t intervals over the healthy
-    runs for several. final: `train_accuracy`, `test_accuracy` -> (runs,); healthy (runs,) bool."""
+    """'Train: 0.822, Test: 0.822' for one run; mean ± std and 95% t intervals of the mean over
+    the healthy runs for several (clipped to [0, 1]; "all N equal" where there is no spread).
+    final: `train_accuracy`, `test_accuracy` -> (runs,); healthy (runs,) bool."""
     import numpy as np
 
     train_acc = np.asarray(final["train_accuracy"], np.float64)[healthy]
@@ -56,14 +57,18 @@ def summary_lines(final: dict[str, Any], healthy: Any) -> list[str]:
     from kldiv.stats import t_interval
 
     n = train_acc.size
-    mean = np.array([train_acc.mean(), test_acc.mean()])
-    std = np.array([train_acc.std(ddof=1), test_acc.std(ddof=1)])
-    low, high = t_interval(mean, std / np.sqrt(n), n)
+    intervals = []
+    for name, acc in (("train", train_acc), ("test", test_acc)):
+        std = acc.std(ddof=1)
+        if std == 0:
+            intervals.append(f"{name} all {n} equal")
+            continue
+        low, high = np.clip(t_interval(acc.mean(), std / np.sqrt(n), n), 0.0, 1.0)
+        intervals.append(f"{name} [{low:.4f}, {high:.4f}]")
     return [
-        f"Train: {mean[0]:.3f} ± {std[0]:.3f}, Test: {mean[1]:.3f} ± {std[1]:.3f}  "
-        f"(mean ± std over {n} seeds)",
-        f"95% t interval of the mean: train [{low[0]:.4f}, {high[0]:.4f}], "
-        f"test [{low[1]:.4f}, {high[1]:.4f}]",
+        f"Train: {train_acc.mean():.3f} ± {train_acc.std(ddof=1):.3f}, "
+        f"Test: {test_acc.mean():.3f} ± {test_acc.std(ddof=1):.3f}  (mean ± std over {n} seeds)",
+        "95% t interval of the mean: " + ", ".join(intervals),
     ]
 
 
