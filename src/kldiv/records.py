@@ -1,14 +1,17 @@
 """Run records: the directories a command leaves behind, written atomically, and read back.
 
 A run directory (`kldiv run`) holds
-  config.json        the experiment (data, training, seeds), the command, the training path
+  config.json        the experiment (data, training, seeds), the command, the data files read
+                     (path, size, sha256, rows per split), the training path
   environment.json   Python, platform, package versions, JAX devices
   history.json/.csv  per-epoch values of the objective's history keys (Keras' names)
   metrics.json       final metrics per seed, their means over healthy runs, diverged runs
-  model.safetensors  the weights (a leading run axis when several seeds ran), config as metadata
+  model.safetensors  the weights (a leading run axis when several seeds ran); as metadata the
+                     experiment and what predicting needs (`model_record`: network, input and
+                     class names, standardization, seeds), read back by `load_model`
   plot.png           loss (top) and accuracy (bottom), train and test
-A comparison directory (`kldiv compare`) holds config.json, environment.json, stats.json, a history
-and metrics per arm, the figures and report.html.
+A comparison directory (`kldiv compare`, `kldiv stats`) holds config.json, environment.json,
+stats.json, a history and metrics per arm (compare), the figures and report.html.
 
 Every directory is assembled in a hidden staging directory beside its final place and renamed into
 place only when every file is written, so an interrupted or failed save leaves no partial directory

@@ -47,6 +47,35 @@ def add_parser(sub: Any) -> None:
     options.add_output_options(comp)
 
 
+def save_report(
+    out: Any,
+    title: str,
+    record: dict[str, Any],
+    results: dict[str, Any],
+    stats: Any,
+    figures: dict[str, bytes],
+    kind: str = "compare",
+) -> Any:
+    """Write the comparison directory (config, stats.json, per-arm records, figures, report.html)
+    under --out and return its path."""
+    from kldiv.records import save_comparison
+    from kldiv.report import html_report
+
+    page = html_report(
+        title=title, command=record["command"], config=record, stats=stats, figures=figures
+    )
+    return guard.save(
+        out,
+        save_comparison,
+        record,
+        results,
+        stats=stats.to_dict(),
+        figures=figures,
+        report_html=page,
+        kind=kind,
+    )
+
+
 def add_margin_option(p: argparse.ArgumentParser) -> None:
     """--margin, shared with `kldiv stats`."""
     from kldiv.stats import DEFAULT_MARGINS
@@ -89,8 +118,8 @@ def command(args: argparse.Namespace, console: Any) -> int:
 
     from kldiv import experiment as ex
     from kldiv.config import canonical_loss
-    from kldiv.records import comparison_record, save_comparison
-    from kldiv.report import html_report, stats_table, theory_note
+    from kldiv.records import comparison_record
+    from kldiv.report import stats_table, theory_note
     from kldiv.stats import compare_arms
 
     names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
@@ -158,21 +187,13 @@ def command(args: argparse.Namespace, console: Any) -> int:
     )
     if failed:
         record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
-    page = html_report(
-        title=f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",
-        command=record["command"],
-        config=record,
-        stats=stats,
-        figures=figures,
-    )
-    path = guard.save(
+    path = save_report(
         args.out,
-        save_comparison,
+        f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",
         record,
         results,
-        stats=stats.to_dict(),
-        figures=figures,
-        report_html=page,
+        stats,
+        figures,
     )
     for name in failed:
         guard.stderr(f"kldiv compare: error: arm {name}: {divergence_line(results[name])}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from kldiv.checks import ConfigError
 from kldiv.cli import guard, options
-from kldiv.cli.compare import add_margin_option, margins
+from kldiv.cli.compare import add_margin_option, margins, save_report
 
 
 def add_parser(sub: Any) -> None:
@@ -40,8 +40,7 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
-    from kldiv.records import save_comparison
-    from kldiv.report import html_report, stats_table
+    from kldiv.report import stats_table
     from kldiv.results_table import read_results_csv
     from kldiv.stats import compare_arms
 
@@ -85,23 +84,8 @@ def command(args: argparse.Namespace, console: Any) -> int:
         "seeds": [int(s) for s in seeds],
         "margins": dict(stats.margins),
     }
-    page = html_report(
-        title=f"kldiv stats: {' vs '.join(finals)}, {len(seeds)} seeds",
-        command=record["command"],
-        config=record,
-        stats=stats,
-        figures=figures,
-    )
-    path = guard.save(
-        args.out,
-        save_comparison,
-        record,
-        {},
-        stats=stats.to_dict(),
-        figures=figures,
-        report_html=page,
-        kind="stats",
-    )
+    title = f"kldiv stats: {' vs '.join(finals)}, {len(seeds)} seeds"
+    path = save_report(args.out, title, record, {}, stats, figures, kind="stats")
     console.result(table)
     console.info(f"statistics saved to {path} (open {path / 'report.html'})")
     return 0
