@@ -78,7 +78,7 @@ def save_report(
 
 def add_margin_option(p: argparse.ArgumentParser) -> None:
     """--margin, shared with `kldiv stats`."""
-    from kldiv.stats import DEFAULT_MARGINS
+    from kldiv.margins import DEFAULT_MARGINS
 
     defaults = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_MARGINS.items())
     p.add_argument(
@@ -91,7 +91,7 @@ def add_margin_option(p: argparse.ArgumentParser) -> None:
 
 def margins(args: argparse.Namespace) -> dict[str, float]:
     """--margin as metric (or suffix) -> margin, {} when not given (the defaults apply)."""
-    from kldiv.stats import parse_margins
+    from kldiv.margins import parse_margins
 
     return {} if args.margin is None else parse_margins(args.margin)
 
