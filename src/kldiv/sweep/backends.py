@@ -28,6 +28,13 @@ WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
 }
 MAX_RETRIES = 2
+
+
+class TaskFailed(RuntimeError):
+    """A task raised, or its worker died more often than the retries allow; the tasks finished
+    before it are stored."""
+
+
 LOCAL_RAY_CPUS = 2
 
 
@@ -142,7 +149,12 @@ def run_ray(
             if check is not None:
                 check()
             for ref in ready:
-                on_result(ray.get(ref))
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as err:
+                    first = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+                    raise TaskFailed(f"a Ray task failed: {first}") from None
+                on_result(result)
                 done += pending.pop(ref)
                 if on_progress is not None:
                     on_progress(done, total)

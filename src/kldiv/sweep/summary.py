@@ -57,7 +57,7 @@ class SweepSummary:
             return line + f" over {self.stats.n_seeds} seeds (the only configuration compared)"
         c = self.stats.comparison(second, PRIMARY)
         # the comparison is runner-up minus winner: the lead is its negation
-        lead = -c.difference.mean
+        lead = 0.0 - c.difference.mean
         interval = c.difference.t_interval
         shown = f"[{-interval[1]:.4f}, {-interval[0]:.4f}]" if interval is not None else "no spread"
         p = self.stats.primary_p_holm.get(second)
@@ -128,22 +128,24 @@ def summarize(
 
 
 def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -> str:
-    """One line per configuration: runs, diverged, stuck, mean and 95% t interval of the primary
+    """One line per configuration (#k: its grid position, as in the figures): runs, diverged, stuck, mean and 95% t interval of the primary
     metric, its difference from the winner; the winner first, then by mean."""
     stats = summary.stats
     order = sorted(summary.compared, key=lambda c: -stats.summary(c, PRIMARY).mean)
     width = max(len(n) for n in runs)
     header = (
-        f"{'configuration':<{width}}  {'runs':>5} {'div':>4} {'stuck':>5}  "
+        f"{'#':>3} {'configuration':<{width}}  {'runs':>5} {'div':>4} {'stuck':>5}  "
         f"{PRIMARY + ' mean':>18}  {'95% t interval':>17}  {'vs winner':>9}  p (Holm)"
     )
     lines = [header, "-" * len(header)]
+    number = {n: f"#{i + 1}" for i, n in enumerate(runs)}
     for name in [*order, *summary.dropped]:
         r = runs[name]
+        tag = f"{number[name]:>3} {name:<{width}}"
         n_div = int((~r.healthy).sum())
         n_stuck = len(summary.failures.get(name, {}).get("stuck", ()))
         if name in summary.dropped:
-            lines.append(f"{name:<{width}}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  diverged")
+            lines.append(f"{tag}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  diverged")
             continue
         s = stats.summary(name, PRIMARY)
         ci = "-" if s.t_interval is None else f"[{s.t_interval[0]:.4f}, {s.t_interval[1]:.4f}]"
@@ -154,7 +156,7 @@ def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -
             holm = stats.primary_p_holm.get(name)
             p = "n/a" if holm is None else f"{holm:.3g}"
         lines.append(
-            f"{name:<{width}}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  {s.mean:>18.4f}  "
+            f"{tag}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  {s.mean:>18.4f}  "
             f"{ci:>17}  {diff:>9}  {p}"
         )
     return "\n".join(lines)
