@@ -92,7 +92,8 @@ def parse_value(name: str, raw: Any) -> Any:
     except ConfigError as err:
         raise _grid_error(name, raw, str(err).removeprefix(f"{err.field}: ")) from None
     except (ValueError, TypeError) as err:
-        detail = str(err) if str(err).startswith("expected") else f"expected a {kind} value"
+        what = {"int": "an integer", "float": "a number"}.get(kind, f"a {kind} value")
+        detail = str(err) if str(err).startswith("expected") else f"expected {what}"
         raise _grid_error(name, raw, detail) from None
 
 
