@@ -106,6 +106,7 @@ def run_ray(
     `kldiv[ray]`), or the cluster cannot be reached.
     """
     import time
+    import warnings
 
     try:
         import ray
@@ -117,16 +118,22 @@ def run_ray(
     start = time.perf_counter()
     env = {"env_vars": dict(WORKER_ENV)}
     try:
-        if address is None:
-            ray.init(
-                num_cpus=LOCAL_RAY_CPUS,
-                include_dashboard=False,
-                runtime_env=env,
-                logging_level="ERROR",
-                log_to_driver=False,
-            )
-        else:
-            ray.init(address=address, runtime_env=env, logging_level="ERROR", log_to_driver=False)
+        with warnings.catch_warnings():
+            # ray.init starts its processes by fork + exec, which is safe after JAX's threads
+            # started; JAX warns about any fork
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            if address is None:
+                ray.init(
+                    num_cpus=LOCAL_RAY_CPUS,
+                    include_dashboard=False,
+                    runtime_env=env,
+                    logging_level="ERROR",
+                    log_to_driver=False,
+                )
+            else:
+                ray.init(
+                    address=address, runtime_env=env, logging_level="ERROR", log_to_driver=False
+                )
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(
             "address", f"expected a reachable Ray cluster, got {address!r} ({err})"
