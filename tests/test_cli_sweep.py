@@ -49,6 +49,22 @@ def test_every_run_equals_the_engine_training_that_configuration_alone(cli, tmp_
             np.testing.assert_array_equal(r.history[k], v.astype(np.float32), err_msg=k)
     assert "winner: " in out
 
+    # the CSV export: one row per (configuration, seed), the stored values
+    code, _, err = cli(["export", str(directory), "--to", "csv"])
+    assert code == 0, err
+    import csv
+
+    rows = list(csv.DictReader((directory / "runs.csv").open()))
+    assert len(rows) == 4 * 5
+    for row in rows:
+        r = runs[row["configuration"]]
+        assert float(row["test_accuracy"]) == r.final["test_accuracy"][int(row["seed"])]
+        assert row["loss"] in ("kl", "ce") and row["status"] == "ok" and row["host"]
+    code, _, err = cli(["export", str(directory), "--to", "csv"])
+    assert code == 2 and "expected a new file" in err  # never replaced
+    code, _, err = cli(["export", str(tmp_path), "--to", "csv"])
+    assert code == 2 and err.startswith("kldiv export: error: DIR: expected a sweep directory")
+
 
 def test_a_diverging_learning_rate_is_a_stored_result_not_an_error(cli, tmp_path):
     args = ["sweep", "--grid", "learning_rate=0.01,50", "--seeds", "3", "--epochs", "3"]

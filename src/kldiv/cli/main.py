@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kldiv.checks import ConfigError
-from kldiv.cli import compare, guard, options, predict, run, stats, sweep
+from kldiv.cli import compare, export, guard, options, predict, run, stats, sweep
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
@@ -21,6 +21,7 @@ COMMANDS = {
     "predict": predict,
     "stats": stats,
     "sweep": sweep,
+    "export": export,
 }
 
 
