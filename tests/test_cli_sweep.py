@@ -1,5 +1,7 @@
 """`kldiv sweep` through the CLI: results against the engine, the store, kill -9 and resume, errors."""
 
+import csv
+import io
 import os
 import signal
 import sqlite3
@@ -52,9 +54,7 @@ def test_every_run_equals_the_engine_training_that_configuration_alone(cli, tmp_
     # the CSV export: one row per (configuration, seed), the stored values
     code, _, err = cli(["export", str(directory), "--to", "csv"])
     assert code == 0, err
-    import csv
-
-    rows = list(csv.DictReader((directory / "runs.csv").open()))
+    rows = list(csv.DictReader(io.StringIO((directory / "runs.csv").read_text())))
     assert len(rows) == 4 * 5
     for row in rows:
         r = runs[row["configuration"]]
