@@ -10,6 +10,7 @@ stored with their epoch and named in the summary, never an error.
 from __future__ import annotations
 
 import argparse
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
         _refuse_plan_flags(args)
         plan, record = read_plan(args.resume)
         data = ex.load(Experiment(data=plan.data))
-        if record.get("data_files") != data.fingerprint:
+        if record.get("data_files") != json.loads(json.dumps(data.fingerprint)):
             raise ConfigError(
                 "resume", "expected the data the sweep started with; its files changed"
             )
