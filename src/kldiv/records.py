@@ -145,7 +145,7 @@ class RunDir:
             raise
 
 
-_STAGING = re.compile(r"^\.(run|compare|stats)-(\d+)-[0-9a-f]+\.partial$")
+_STAGING = re.compile(r"^\.(run|compare|stats|sweep|summary)-(\d+)-[0-9a-f]+\.partial$")
 
 
 def _alive(pid: int) -> bool:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kldiv.arms import OWN_METRICS, SHARED_METRICS, failures
+from kldiv.arms import shared as _shared
 from kldiv.checks import ConfigError
 from kldiv.cli import guard, options
 from kldiv.cli.run import divergence_line
+
+__all__ = ["OWN_METRICS", "SHARED_METRICS", "failures", "margins", "save_report"]
 
 
 def add_parser(sub: Any) -> None:
@@ -94,23 +98,6 @@ def margins(args: argparse.Namespace) -> dict[str, float]:
     from kldiv.margins import parse_margins
 
     return {} if args.margin is None else parse_margins(args.margin)
-
-
-def failures(
-    results: dict[str, Any], chance: float, paired: Any
-) -> tuple[dict[str, dict[str, tuple[int, ...]]], Any]:
-    """arm -> {"stuck": seeds, "diverged": seeds} (`kldiv.failures`' rules), and the stuck flags
-    per arm over the paired seeds."""
-    import numpy as np
-
-    from kldiv.failures import failed_seeds, stuck_runs
-
-    stuck = stuck_runs({n: r.final["train_accuracy"] for n, r in results.items()}, chance)
-    seeds = next(iter(results.values())).seeds
-    diverged = failed_seeds({n: r.diverged != 0 for n, r in results.items()}, seeds)
-    stuck_seeds = failed_seeds(stuck, seeds)
-    out = {n: {"stuck": stuck_seeds[n], "diverged": diverged[n]} for n in results}
-    return out, {n: np.asarray(f)[paired] for n, f in stuck.items()}
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
@@ -200,23 +187,6 @@ def command(args: argparse.Namespace, console: Any) -> int:
     console.result(table)
     console.info(f"comparison saved to {path} (open {path / 'report.html'})")
     return 1 if failed else 0
-
-
-# Metrics every arm is tested on (`kldiv.evaluation`), whatever loss it trained with; an arm's own
-# loss ("train_loss", "test_loss") is in that loss's units and is only summarized.
-SHARED_METRICS = (
-    "train_accuracy",
-    "test_accuracy",
-    "test_log_loss",
-    "test_brier",
-    "test_ece",
-    "test_excess_loss",
-)
-OWN_METRICS = ("train_loss", "test_loss")
-
-
-def _shared(final: dict[str, Any]) -> list[str]:
-    return [k for k in SHARED_METRICS if k in final]
 
 
 def _own_loss_lines(finals: dict[str, dict[str, Any]], paired: Any) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kldiv.checks import ConfigError
-from kldiv.cli import compare, guard, options, predict, run, stats
+from kldiv.cli import compare, export, guard, options, predict, run, stats, sweep
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
@@ -20,6 +20,8 @@ COMMANDS = {
     "compare": compare,
     "predict": predict,
     "stats": stats,
+    "sweep": sweep,
+    "export": export,
 }
 
 

@@ -1,0 +1,197 @@
+"""`kldiv sweep` through the CLI: results against the engine, the store, kill -9 and resume, errors."""
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kldiv.data import DataConfig, load_data
+from kldiv.engine import train
+from kldiv.sweep.store import Store, read_plan
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+GRID = ["--grid", "loss=kl,ce", "--grid", "learning_rate=0.01,0.1"]
+
+
+def sweep_dir(out):
+    (d,) = [p for p in Path(out).iterdir() if p.name.endswith("-sweep")]
+    return d
+
+
+def stored(directory):
+    with Store(directory) as store:
+        return store.runs(), store.chunks()
+
+
+def test_every_run_equals_the_engine_training_that_configuration_alone(cli, tmp_path):
+    args = ["sweep", *GRID, "--seeds", "5", "--chunk", "2", "--epochs", "4"]
+    code, out, err = cli([*args, "--out", str(tmp_path), "--no-plot"])
+    assert code == 0, err
+    directory = sweep_dir(tmp_path)
+    plan, _ = read_plan(directory)
+    runs, chunks = stored(directory)
+    assert list(runs) == [c.name for c in plan.configurations]
+    assert sum(c["n_runs"] for c in chunks) == 4 * 5
+    data = load_data(DataConfig()).dataset
+    for c in plan.configurations:  # an oracle: each configuration trained alone, all seeds at once
+        alone = train(c.train, data, plan.seeds)
+        r = runs[c.name]
+        np.testing.assert_array_equal(r.seeds, np.arange(5))
+        for k, v in alone.final.items():
+            np.testing.assert_array_equal(r.final[k], v, err_msg=f"{c.name} {k}")
+        for k, v in alone.history.items():
+            np.testing.assert_array_equal(r.history[k], v.astype(np.float32), err_msg=k)
+    assert "winner: " in out
+
+    # the CSV export: one row per (configuration, seed), the stored values
+    code, _, err = cli(["export", str(directory), "--to", "csv"])
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO((directory / "runs.csv").read_text())))
+    assert len(rows) == 4 * 5
+    for row in rows:
+        r = runs[row["configuration"]]
+        assert float(row["test_accuracy"]) == r.final["test_accuracy"][int(row["seed"])]
+        assert row["loss"] in ("kl", "ce") and row["status"] == "ok" and row["host"]
+    code, _, err = cli(["export", str(directory), "--to", "csv"])
+    assert code == 2 and "expected a new file" in err  # never replaced
+    code, _, err = cli(["export", str(tmp_path), "--to", "csv"])
+    assert code == 2 and err.startswith("kldiv export: error: DIR: expected a sweep directory")
+
+
+def test_a_diverging_learning_rate_is_a_stored_result_not_an_error(cli, tmp_path):
+    args = ["sweep", "--grid", "learning_rate=0.01,50", "--seeds", "3", "--epochs", "3"]
+    code, out, err = cli([*args, "--out", str(tmp_path), "--no-plot"])
+    assert code == 0, err
+    runs, _ = stored(sweep_dir(tmp_path))
+    bad = runs["learning_rate=50.0"]
+    assert (bad.diverged >= 1).all() and (bad.diverged <= 3).all()
+    assert runs["learning_rate=0.01"].healthy.all()
+    assert "diverged on every seed, left out of the statistics: learning_rate=50.0" in out
+    assert "winner: learning_rate=0.01" in out
+
+
+def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('seeds = 2\n[grid]\nloss = ["kl", "ce"]\nhidden = [8, [4, 4]]\n')
+    code, _, err = cli(
+        ["sweep", "--config", str(toml), "--epochs", "2", "--out", str(tmp_path / "a"), "--no-plot"]
+    )
+    assert code == 0, err
+    plan, record = read_plan(sweep_dir(tmp_path / "a"))
+    assert [c.name for c in plan.configurations] == [
+        "loss=kl,hidden=8",
+        "loss=kl,hidden=4/4",
+        "loss=ce,hidden=8",
+        "loss=ce,hidden=4/4",
+    ]
+    assert plan.seeds == (0, 1) and record["kind"] == "sweep"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grid", "nonsense=1"], "--grid: expected names among"),
+        (["--grid", "learning_rate=fast"], "--grid: learning_rate=fast: expected a number"),
+        (["--grid", "loss"], "--grid: expected name=v1,v2,..., got 'loss'"),
+        ([], "--grid: expected --grid NAME=V1,V2,... or --config SWEEP.toml"),
+        (
+            [
+                "--grid",
+                "loss=kl",
+                "--momentum",
+                "0.5",
+                "--optimizer",
+                "adam",
+                "--grid",
+                "optimizer=adam",
+            ],
+            "--momentum: not a hyperparameter of any optimizer of the sweep (adam)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, message):
+    code, _, err = cli(["sweep", *args, "--out", str(tmp_path)])
+    assert code == 2
+    assert err.startswith("kldiv sweep: error: " + message) and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_toml_and_bad_resume_dirs_are_one_line_and_exit_2(cli, tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[grid\nloss = [")
+    code, _, err = cli(["sweep", "--config", str(toml), "--out", str(tmp_path / "o")])
+    assert code == 2 and err.startswith("kldiv sweep: error: --config: ") and err.count("\n") == 1
+    code, _, err = cli(["sweep", "--resume", str(tmp_path)])
+    assert code == 2 and err.startswith("kldiv sweep: error: --resume: expected a sweep directory")
+    code, _, err = cli(["sweep", "--resume", str(tmp_path), "--grid", "loss=kl"])
+    assert code == 2 and "--resume: expected no --grid" in err
+
+
+def _count(db_path):
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_mid_sweep_then_resume_loses_and_duplicates_nothing(cli, tmp_path):
+    args = [*GRID, "--seeds", "40", "--chunk", "2", "--epochs", "30", "--no-plot"]
+    total = 4 * 40
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kldiv", "sweep", *args, "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            dirs = list(out.glob("*-sweep")) if out.exists() else []
+            if dirs and _count(dirs[0] / "results.sqlite") >= 30:
+                break
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    directory = sweep_dir(out)
+    before = _count(directory / "results.sqlite")
+    assert 30 <= before < total, "the sweep was not killed mid-way"
+
+    code, text, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0, err
+    assert f"{before} runs stored, {total - before} to train" in text
+    resumed, chunks = stored(directory)
+    assert sum(c["n_runs"] for c in chunks) == total  # every task stored once
+    code, _, err = cli(["sweep", *args, "--out", str(tmp_path / "whole")])
+    assert code == 0, err
+    whole, _ = stored(sweep_dir(tmp_path / "whole"))
+    assert list(resumed) == list(whole)
+    for name, r in whole.items():
+        np.testing.assert_array_equal(resumed[name].seeds, np.arange(40))
+        np.testing.assert_array_equal(resumed[name].diverged, r.diverged)
+        for k in r.final:
+            np.testing.assert_array_equal(resumed[name].final[k], r.final[k], err_msg=k)
+        for k in r.history:
+            np.testing.assert_array_equal(resumed[name].history[k], r.history[k], err_msg=k)
+
+    # a complete sweep resumes to its summary, training nothing and rewriting nothing
+    summaries = sorted(directory.glob("*-summary"))
+    code, text, _ = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0 and "to train" not in text
+    assert sorted(directory.glob("*-summary")) == summaries and len(summaries) == 1
