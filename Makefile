@@ -5,21 +5,27 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint format clean
 
-$(BIN)/kldiv: pyproject.toml
+# The base install (what `make run` needs), then the test tools and the optional extras the tests
+# start for real (Ray); each step is redone when pyproject.toml changes.
+$(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-base
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
-run: $(BIN)/kldiv
+run: $(VENV)/.installed-base
 	$(BIN)/kldiv run
 
-test: $(BIN)/kldiv
+test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest
 
-format: $(BIN)/kldiv
+format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 	$(BIN)/ruff format src tests benchmarks scripts
 
