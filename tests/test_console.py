@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 from kldiv.console import Console, ascii_fallback, format_duration
 
 
@@ -45,11 +47,22 @@ def test_plain_progress_prints_at_a_steady_interval_with_time_left():
             now[0] = float(done)
             progress(done, 100)
     lines = out.getvalue().splitlines()
-    # the first tick, then one line per 10 s; none at 100% (the results follow)
+    # the first tick, then one line per 10 s, and a last one when the work is done, so a log
+    # never ends looking stopped part-way
     assert lines[0] == "training: 1% done"
     assert lines[1] == "training: 11% done, about 1 min 29 s left"
-    assert len(lines) == 10
-    assert lines[-1].startswith("training: 91% done, about 9 s left")
+    assert len(lines) == 11
+    assert lines[-2].startswith("training: 91% done, about 9 s left")
+    assert lines[-1] == "training: 100% done"
+
+
+def test_plain_progress_interrupted_part_way_does_not_claim_100():
+    out = io.StringIO()
+    console = Console(stream=out, progress_interval=10.0, clock=lambda: 0.0)
+    with pytest.raises(KeyboardInterrupt), console.progress("training") as progress:
+        progress(1, 100)
+        raise KeyboardInterrupt
+    assert out.getvalue() == "training: 1% done\n"
 
 
 def test_quiet_progress_is_silent():

@@ -86,6 +86,13 @@ def test_nothing_learned_flags_the_runs_at_or_below_chance():
     assert stuck_runs(acc, 0.34)["b"].tolist() == [True, True]
 
 
+def test_no_run_is_stuck_when_every_row_has_the_same_most_probable_class():
+    # chance = 1: accuracy cannot tell learning from not learning (soft targets whose argmax is
+    # the same class on every row)
+    flags = stuck_runs({"kl": np.array([1.0, 1.0]), "ce": np.array([1.0, 0.9])}, 1.0)
+    assert not flags["kl"].any() and not flags["ce"].any()
+
+
 def test_chance_accuracy_of_the_tutorial_training_set():
     from kldiv.data import blobs_dataset
 
@@ -107,7 +114,7 @@ def test_failed_seeds_and_rules():
     ("call", "match"),
     [
         (lambda: stuck_runs({}, 0.3), "train_accuracy: expected at least one arm, got none"),
-        (lambda: stuck_runs({"a": [0.5]}, 1.0), r"chance: expected a share in \[0, 1\), got 1.0"),
+        (lambda: stuck_runs({"a": [0.5]}, 1.5), r"chance: expected a share in \[0, 1\], got 1.5"),
         (lambda: stuck_runs({"a": [0.5]}, 0.3, fraction=0.0), "fraction: expected a share"),
         (lambda: stuck_runs({"a": []}, 0.3), r"train_accuracy\['a'\]: expected a non-empty 1-D"),
         (lambda: stuck_runs({"a": [np.nan]}, 0.3), "expected some finite accuracy, got none"),

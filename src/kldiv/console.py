@@ -137,16 +137,22 @@ class Console:
             with bar:
                 yield lambda done, total: bar.update(task, completed=done, total=total)
         else:
-            yield self._plain_progress(description)
+            state: dict[str, int] = {}
+            plain = self._plain_progress(description, state)
+            yield plain
+            if state and state["done"] >= state["total"] and state["shown"] < state["total"]:
+                self.write_line(f"{description}: 100% done")  # a log ends where the work did
 
-    def _plain_progress(self, description: str) -> ProgressFn:
+    def _plain_progress(self, description: str, state: dict[str, int]) -> ProgressFn:
         first: list[tuple[float, int]] = []  # (time, done) at the first tick
         last_shown = [0.0]
 
         def plain(done: int, total: int) -> None:
             now = self.clock()
+            state.update(done=done, total=total, shown=state.get("shown", -1))
             if first and (now - last_shown[0] < self.progress_interval or done >= total):
                 return
+            state["shown"] = done
             line = f"{description}: {100 * done // max(total, 1)}% done"
             if first and done > first[0][1]:
                 rate = (done - first[0][1]) / max(now - first[0][0], 1e-9)

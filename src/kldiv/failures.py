@@ -79,7 +79,8 @@ def stuck_runs(
     Args:
       train_accuracy: arm -> final training accuracy per run, shape (runs,), in [0, 1].
       chance: the share of the most common class in the training set (`chance_accuracy`), in
-        [0, 1).
+        [0, 1]; at 1 (every row's most probable class is the same) accuracy cannot tell a run
+        that learned from one that did not, and no run is stuck.
       fraction: the share of the best arm's gain a run must reach, in (0, 1).
 
     Returns:
@@ -87,10 +88,10 @@ def stuck_runs(
 
     Raises:
       ValueError: no arms, a non-1-D or empty array, no finite accuracy at all, chance outside
-        [0, 1), fraction outside (0, 1).
+        [0, 1], fraction outside (0, 1).
     """
-    if not 0.0 <= chance < 1.0:
-        raise ValueError(f"chance: expected a share in [0, 1), got {chance!r}")
+    if not 0.0 <= chance <= 1.0:
+        raise ValueError(f"chance: expected a share in [0, 1], got {chance!r}")
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction: expected a share in (0, 1), got {fraction!r}")
     if not train_accuracy:
@@ -107,6 +108,8 @@ def stuck_runs(
     if not medians:
         raise ValueError("train_accuracy: expected some finite accuracy, got none in any arm")
     gain = max(medians) - chance
+    if chance == 1.0:
+        return {arm: np.zeros(x.shape, bool) for arm, x in acc.items()}
     out = {}
     for arm, x in acc.items():
         finite = np.isfinite(x)

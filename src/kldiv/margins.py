@@ -80,3 +80,28 @@ def _margin_value(key: str, text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ConfigError("margin", f"expected a finite number > 0 for {key}, got {text!r}")
     return value
+
+
+# Metrics that are shares (in [0, 1]): a margin of 1 or more cannot be exceeded.
+SHARE_METRICS: tuple[str, ...] = ("accuracy", "error", "ece")
+
+
+def check_margins(margins: Mapping[str, float], metrics: tuple[str, ...] | list[str]) -> None:
+    """Every key of `margins` names one of `metrics` or ends some of them, and a share's margin
+    is below 1.
+
+    Raises:
+      ConfigError: (field "margin") a key that matches no metric (a misspelling would otherwise be
+        ignored silently), or a margin of a share metric that is >= 1.
+    """
+    for key, value in margins.items():
+        matched = [m for m in metrics if m == key or m.endswith(key)]
+        if not matched:
+            raise ConfigError(
+                "margin",
+                f"expected metric names or name endings among {', '.join(metrics)}, got {key!r}",
+            )
+        if any(m.endswith(SHARE_METRICS) for m in matched) and value >= 1:
+            raise ConfigError(
+                "margin", f"expected a margin below 1 for {key} (a share), got {value:g}"
+            )

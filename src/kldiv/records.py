@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import platform
@@ -473,19 +474,43 @@ def load_model(path: Path) -> SavedModel:
             class_names=tuple(record["class_names"]),
             standardizer=None if standardizer is None else Standardizer.from_dict(standardizer),
         )
-    except (KeyError, TypeError, json.JSONDecodeError) as err:
+    except (KeyError, TypeError, ValueError) as err:  # ConfigError and JSONDecodeError too
         raise ValueError(
             f"{model_file}: expected a kldiv_model record, got one that fails ({err})"
         ) from None
-    widths = [int(w.shape[-1]) for w, _ in saved.params]
-    if widths != list(model.sizes[1:]) or len(saved.seeds) != saved.params[0][0].shape[0]:
-        raise ValueError(f"{model_file}: the weights do not match the kldiv_model record")
+    problem = _model_problem(saved)
+    if problem:
+        raise ValueError(f"{model_file}: the kldiv_model record does not hold together: {problem}")
     return saved
+
+
+def _model_problem(saved: SavedModel) -> str | None:
+    """Why a model read back cannot be used (a record edited by hand), or None."""
+    from kldiv.model import ACTIVATION_FNS, INIT_LIMITS
+
+    m = saved.model
+    if m.activation not in ACTIVATION_FNS:
+        return f"unknown activation {m.activation!r}"
+    if m.hidden_init not in INIT_LIMITS or m.output_init not in INIT_LIMITS:
+        return f"unknown initializer {m.hidden_init!r} or {m.output_init!r}"
+    shapes = [(int(w.shape[-2]), int(w.shape[-1])) for w, _ in saved.params]
+    if shapes != list(itertools.pairwise(m.sizes)):
+        return f"weights of shapes {shapes} for layer sizes {list(m.sizes)}"
+    if len(saved.seeds) != saved.params[0][0].shape[0]:
+        return f"{len(saved.seeds)} seeds for {saved.params[0][0].shape[0]} sets of weights"
+    if len(saved.feature_names) != m.sizes[0]:
+        return f"{len(saved.feature_names)} feature names for {m.sizes[0]} inputs"
+    if len(saved.class_names) != m.sizes[-1]:
+        return f"{len(saved.class_names)} class names for {m.sizes[-1]} outputs"
+    if saved.standardizer is not None and saved.standardizer.n_features != m.sizes[0]:
+        return f"a standardization of {saved.standardizer.n_features} features for {m.sizes[0]}"
+    return None
 
 
 def _model_metadata(model_file: Path) -> dict[str, str]:
     if not model_file.is_file():
-        raise ValueError(f"{model_file}: expected a kldiv run's model file, but it does not exist")
+        found = "a directory" if model_file.is_dir() else "nothing"
+        raise ValueError(f"{model_file}: expected a kldiv run's model file, found {found}")
     from safetensors import SafetensorError, safe_open
 
     try:

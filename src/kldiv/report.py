@@ -26,6 +26,7 @@ from kldiv.stats import (
     Summary,
     compare_paired,
     higher_is_better,
+    metric_bounds,
     to_jsonable,
 )
 
@@ -455,7 +456,7 @@ def _direct_pairs(stats: ComparisonStats, kl: str, ce: str) -> list[tuple[str, P
     out = []
     for metric in stats.metrics:
         den = stats.denominators.get(metric)
-        bounded = den is not None or metric.endswith("accuracy")
+        smallest = min(min(stats.values[kl][metric]), min(stats.values[ce][metric]))
         out.append(
             (
                 metric,
@@ -468,7 +469,7 @@ def _direct_pairs(stats: ComparisonStats, kl: str, ce: str) -> list[tuple[str, P
                     n_boot=stats.n_boot,
                     seed=stats.seed,
                     denominator=den,
-                    bounds=(0.0, 1.0) if bounded else None,
+                    bounds=metric_bounds(metric, den, smallest),
                 ),
             )
         )

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kldiv.checks import ConfigError
+from kldiv.margins import SHARE_METRICS
 
 __all__ = ["read_results_csv"]
 
@@ -81,20 +82,38 @@ def _number(text: str, line: int, column: str) -> float:
         raise _fail(f"{where}: expected a number, got {text.strip()!r}") from None
     if not math.isfinite(value):
         raise _fail(f"{where}: expected a finite number, got {text.strip()!r}")
+    low, high = _range(column)
+    if not low <= value <= high:
+        raise _fail(f"{where}: expected a number in [{low:g}, {high:g}], got {text.strip()!r}")
     return value
+
+
+def _range(metric: str) -> tuple[float, float]:
+    """The values a metric can take, by its name: shares (accuracy, error, ECE) in [0, 1], the
+    multi-class Brier score in [0, 2]; any other metric is unbounded here."""
+    if metric.endswith(SHARE_METRICS):
+        return 0.0, 1.0
+    if metric.endswith("brier"):
+        return 0.0, 2.0
+    return -math.inf, math.inf
 
 
 def _seed(text: str, line: int) -> int:
     where = f"line {line}, column 'seed'"
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value == int(value)):
+        try:  # 3.0, as spreadsheets write integers; exact below 2**53
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        exact = math.isfinite(number) and number == int(number) and abs(number) < 2**53
+        value = int(number) if exact else None
+    if value is None or not -(2**63) <= value < 2**63:
         shown = text.strip()
-        got = "an empty cell" if not shown else repr(shown)
-        raise _fail(f"{where}: expected an integer seed, got {got}")
-    return int(value)
+        got = "an empty cell" if not shown else repr(shown[:40])
+        raise _fail(f"{where}: expected an integer seed in [-2**63, 2**63), got {got}")
+    return value
 
 
 def read_results_csv(

@@ -43,6 +43,7 @@ from scipy import stats as sps
 from kldiv.margins import (
     DEFAULT_MARGINS,
     LOWER_IS_BETTER,
+    SHARE_METRICS,
     higher_is_better,
     parse_margins,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "higher_is_better",
     "holm",
     "identical_share_bound",
+    "metric_bounds",
     "parse_margins",
     "sign_flip_test",
     "summarize",
@@ -948,7 +950,9 @@ def compare_paired(
             notes.append(f"{test} not applicable: {why}")
     sd = float(np.std(d, ddof=1))
     low, high = t_interval(float(np.mean(d)), sd / math.sqrt(n), n, 1.0 - 2.0 * alpha)
-    tost_ci = (float(low), float(high))
+    # clipped like the 95% interval of d, so the two never contradict; no margin below 1 of a
+    # share changes its answer
+    tost_ci, _ = _clip((float(low), float(high)), d_bounds)
     found = None if sf_p is None else sf_p < alpha
     margin_res = _margin_result(tost_ci, margin) if has_margin else None
     needed = None
@@ -989,9 +993,20 @@ def _lookup(metric: str, table: Mapping[str, Any]) -> Any:
     return table[max(suffixes, key=len)] if suffixes else None
 
 
-def _metric_bounds(metric: str, denominator: int | None) -> tuple[float, float] | None:
-    """Accuracies (by name) and counts over N are shares, in [0, 1]."""
-    return (0.0, 1.0) if denominator is not None or metric.endswith("accuracy") else None
+def metric_bounds(
+    metric: str, denominator: int | None, smallest: float
+) -> tuple[float, float] | None:
+    """The range a metric's values can take, by its name: shares (counts over N, accuracy,
+    error, ECE) in [0, 1], the multi-class Brier score in [0, 2], a loss >= 0 when every value
+    given is (a divergence or a log loss; a user's loss may be a negative log-likelihood);
+    `smallest` is the smallest value given."""
+    if denominator is not None or metric.endswith(SHARE_METRICS):
+        return (0.0, 1.0)
+    if metric.endswith("brier"):
+        return (0.0, 2.0)
+    if metric.endswith("loss") and smallest >= 0:
+        return (0.0, math.inf)
+    return None
 
 
 def _checked_failures(
@@ -1122,13 +1137,17 @@ def compare_arms(
     used = {m: _lookup(m, merged) for m in metrics}
     used = {m: None if v is None else float(v) for m, v in used.items()}
     opts = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+    bounds = {
+        m: metric_bounds(m, dens.get(m), min(float(arrays[arm, m].min()) for arm in arms))
+        for m in metrics
+    }
     summaries = tuple(
         ArmSummary(
             arm,
             m,
             summarize(
                 arrays[arm, m],
-                bounds=_metric_bounds(m, dens.get(m)),
+                bounds=bounds[m],
                 denominator=dens.get(m),
                 **opts,
             ),
@@ -1147,7 +1166,7 @@ def compare_arms(
                 margin=used[m],
                 higher_is_better=higher_is_better(m),
                 denominator=dens.get(m),
-                bounds=_metric_bounds(m, dens.get(m)),
+                bounds=bounds[m],
                 power=power,
                 **opts,
             ),

@@ -93,11 +93,14 @@ def add_margin_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def margins(args: argparse.Namespace) -> dict[str, float]:
-    """--margin as metric (or suffix) -> margin, {} when not given (the defaults apply)."""
-    from kldiv.margins import parse_margins
+def margins(args: argparse.Namespace, metrics: Any = SHARED_METRICS) -> dict[str, float]:
+    """--margin as metric (or suffix) -> margin, {} when not given (the defaults apply); every key
+    must name or end one of `metrics`."""
+    from kldiv.margins import check_margins, parse_margins
 
-    return {} if args.margin is None else parse_margins(args.margin)
+    given = {} if args.margin is None else parse_margins(args.margin)
+    check_margins(given, list(metrics))
+    return given
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
@@ -109,7 +112,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv.report import stats_table, theory_note
     from kldiv.stats import compare_arms
 
-    names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
+    try:
+        names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
+    except ConfigError as err:  # a name in --losses, not --loss
+        raise ConfigError("arms", str(err).removeprefix(f"{err.field}: ")) from None
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
     exp = options.experiment(args, names[0], args.seeds)
@@ -212,7 +218,7 @@ def _entropy_line(results: dict[str, Any], paired: Any, data: Any, eps: float) -
     from kldiv.engine.runner import smooth
 
     y = smooth(data.dataset.y_train, eps).astype(np.float64)
-    entropy = -np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0).sum(axis=1).mean()
+    entropy = 0.0 - np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0).sum(axis=1).mean()
     gap = (
         np.asarray(results["ce"].final["train_loss"], np.float64)
         - np.asarray(results["kl"].final["train_loss"], np.float64)

@@ -63,6 +63,8 @@ def signal_handlers() -> Iterator[None]:
     received.clear()
     saved.clear()
     previous = {}
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_interrupts(hook)
     for signum in SIGNALS:
         # not the main thread: leave the handlers as they are
         with contextlib.suppress(ValueError, OSError):
@@ -71,8 +73,21 @@ def signal_handlers() -> Iterator[None]:
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _quiet_interrupts(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that drops our `Interrupted`: raised inside a callback that
+    cannot propagate it (JAX's garbage-collection callback), Python would print its traceback,
+    while the recorded signal stops the command anyway (`check_interrupted`)."""
+
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hook(unraisable)
+
+    return quiet
 
 
 def checking(progress: Callable[[int, int], None]) -> Callable[[int, int], None]:

@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog = f"kldiv {args.command}"
             empty = guard.empty_path_flag(argv)
             if empty:
-                what = "a directory" if empty == "--out" else "a file"
+                directory = empty == "--out" and args.command != "predict"
+                what = "a directory" if directory else "a file"
                 raise options.UsageError(f"{prog}: error: {empty}: expected {what}, got ''")
             console = Console(quiet=getattr(args, "quiet", False))
             from kldiv.runtime import configure

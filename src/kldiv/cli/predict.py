@@ -106,6 +106,30 @@ def _check_new_file(out: Path) -> None:
         )
 
 
+def _print(text: str) -> None:
+    """The predictions on stdout: they are the command's only result, so a stream that cannot
+    take them (a full disk) is a failed command; a reader that closed the pipe (`| head`) is not.
+    """
+    import sys
+
+    from kldiv.console import ascii_fallback, silence_stdout
+
+    try:
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:
+            sys.stdout.write(ascii_fallback(text, sys.stdout.encoding or "ascii"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        silence_stdout()
+        raise guard.RunFailed(
+            f"could not write the predictions to standard output ({reason})"
+        ) from None
+
+
 def _write(path: Path, text: str) -> Path:
     from kldiv.records import write_atomic
 
@@ -131,9 +155,17 @@ def command(args: argparse.Namespace, console: Any) -> int:
     x = load_features(args.data, saved.feature_names, field="--data")
     params = tuple((w[runs], b[runs]) for w, b in saved.params)
     probabilities = dataclasses.replace(saved, params=params).probabilities(x).mean(axis=0)
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if bad.size:
+        rows = ", ".join(str(i + 1) for i in bad[:5]) + (" ..." if bad.size > 5 else "")
+        raise ConfigError(
+            "--data",
+            f"expected inputs the model gives finite probabilities for, got {bad.size} input "
+            f"row(s) whose outputs overflow (data rows {rows}, counted from 1)",
+        )
     text = predictions_csv(probabilities, saved.class_names)
     if args.out is None:
-        console.result(text.rstrip("\n"))
+        _print(text)
         return 0
     guard.save(args.out, _write, text)
     console.info(f"{x.shape[0]} predictions saved to {args.out}")

@@ -29,8 +29,8 @@ def add_parser(sub: Any) -> None:
     seeds.add_argument(
         "--seed",
         type=options.parse_seed,
-        default=0,
-        help="training seed: init and shuffles (0), in [0, 2**32)",
+        default=None,
+        help="training seed: init and shuffles (default 0), in [0, 2**32)",
     )
     seeds.add_argument(
         "--seeds",
@@ -92,7 +92,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
     from kldiv.records import save_run
 
-    seeds = args.seeds if args.seeds is not None else (args.seed,)
+    seeds = args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
     exp = options.experiment(args, args.loss, seeds)
     data = ex.load(exp)
     guard.prepare_out(args.out)

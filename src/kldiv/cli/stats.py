@@ -44,13 +44,17 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv.results_table import read_results_csv
     from kldiv.stats import compare_arms
 
-    margin_of = margins(args)
-    finals, seeds = read_results_csv(args.results)
+    try:
+        finals, seeds = read_results_csv(args.results)
+    except ConfigError as err:  # name the file the user gave, not the argument's placeholder
+        message = str(err).removeprefix(f"{err.field}: ").removeprefix(f"{args.results}: ")
+        raise options.UsageError(f"kldiv stats: error: {args.results}: {message}") from None
     if args.baseline is not None and args.baseline not in finals:
         raise ConfigError(
             "baseline", f"expected one of the arms {list(finals)}, got {args.baseline!r}"
         )
     metrics = list(next(iter(finals.values())))
+    margin_of = margins(args, metrics)
     if args.primary is not None and args.primary not in metrics:
         raise ConfigError("primary", f"expected one of the metrics {metrics}, got {args.primary!r}")
     guard.prepare_out(args.out)

@@ -336,7 +336,7 @@ def csv_table(
         raise ConfigError(
             field,
             f"{text.cell(i, target_idx[k])}: expected a probability >= 0, "
-            f"got {text.rows[i][target_idx[k]]!r}",
+            f"got {_shown(text.rows[i][target_idx[k]])}",
         )
     _check_sums(field, probs, lambda i: f"{text.path} row {text.lines[i]}", target_names)
     return Table(text.file, x, feature_names, None, probs, target_names, target_names, lines)
@@ -371,7 +371,7 @@ def _check_finite(text: CsvText, field: str, values: np.ndarray, columns: list[i
             if not np.isfinite(values[i, j])
             else f"a number float32 can hold (magnitude up to {F32_MAX:.4g})"
         )
-        raise ConfigError(field, f"{text.cell(i, j)}: expected {expected}, got {got!r}")
+        raise ConfigError(field, f"{text.cell(i, j)}: expected {expected}, got {_shown(got)}")
 
 
 def _check_labels(
