@@ -166,7 +166,7 @@ def test_adam_with_its_own_numbers_is_recorded(tmp_path, cli):
             r"^kldiv compare: error: --losses: expected at least two different losses",
         ),
         (["compare", "--losses", "kl,kld"], r"--losses: expected at least two different losses"),
-        (["compare", "--losses", "kl,nope"], r"^kldiv compare: error: --loss: expected one of"),
+        (["compare", "--losses", "kl,nope"], r"^kldiv compare: error: --losses: expected one of"),
         (["fly"], r"invalid choice: 'fly'"),
     ],
 )

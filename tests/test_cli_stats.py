@@ -61,9 +61,9 @@ def test_stats_baseline_primary_and_margins(tmp_path, cli):
 @pytest.mark.parametrize(
     "text, args, pattern",
     [
-        ("arm,seed,acc\na,0,0.5\nb,0,x\n", [], r"FILE\.csv: .*line 3.*'acc'"),
-        ("arm,seed,acc\na,0,0.5\na,1,0.6\nb,0,0.4\n", [], r"FILE\.csv: .*arm 'b'.*1"),
-        ("seed,acc\n0,0.5\n", [], r"FILE\.csv: .*'arm'"),
+        ("arm,seed,acc\na,0,0.5\nb,0,x\n", [], r"r\.csv: .*line 3.*'acc'"),
+        ("arm,seed,acc\na,0,0.5\na,1,0.6\nb,0,0.4\n", [], r"r\.csv: .*arm 'b'.*1"),
+        ("seed,acc\n0,0.5\n", [], r"r\.csv: .*'arm'"),
         ("arm,seed,acc\na,0,0.5\nb,0,0.4\n", ["--baseline", "z"], r"--baseline: expected one"),
         ("arm,seed,acc\na,0,0.5\nb,0,0.4\n", ["--margin", "acc=-1"], r"--margin: expected"),
         ("arm,seed,acc\na,0,0.5\nb,0,0.4\n", ["--primary", "z"], r"--primary: expected one"),
