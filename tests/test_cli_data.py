@@ -58,6 +58,7 @@ def test_a_label_csv_with_a_test_file_equals_the_tutorials_blobs(tmp_path, cli):
     config = json.loads((only_run_dir(tmp_path / "a") / "config.json").read_text())
     roles = [f["role"] for f in config["data_files"]["files"]]
     assert roles == ["source", "test_data"]
+    assert [f["absolute_path"] for f in config["data_files"]["files"]] == [str(train), str(test)]
     assert all(len(f["sha256"]) == 64 for f in config["data_files"]["files"])
 
 

@@ -162,6 +162,7 @@ def test_the_fingerprint_is_the_bytes_that_were_parsed():
         {
             "role": role,
             "path": name,
+            "absolute_path": os.path.abspath(name),
             "bytes": os.path.getsize(name),
             "sha256": hashlib.sha256(pathlib.Path(name).read_bytes()).hexdigest(),
         }
@@ -385,6 +386,20 @@ BAD = [
         {},
         "source",
         r"data.csv row 3, column 'y': expected an integer class label, got 'cat'",
+    ),
+    (
+        "label with a digit-group underscore (Python reads 1_0 as 10)",
+        {"data.csv": "x,y\n1,0\n2,1_0\n"},
+        {},
+        "source",
+        r"data.csv row 3, column 'y': expected an integer class label, got '1_0'",
+    ),
+    (
+        "a feature in Arabic-Indic digits (Python reads it as 3)",
+        {"data.csv": "x,y\n1,0\n\u0663,1\n"},
+        {},
+        "source",
+        r"data.csv row 3, column 'x': expected a finite number, got '\u0663'",
     ),
     (
         "label nan",

@@ -23,7 +23,7 @@ CLASS_NAMES = tuple(str(k) for k in range(N_CLASSES))
 
 def digits_file() -> DataFile:
     """The bundled archive's bytes, under the name 'digits' (for the run's fingerprint)."""
-    return DataFile("digits", (files("kldiv.data") / "digits.npz").read_bytes())
+    return DataFile("digits", (files("kldiv.data") / "digits.npz").read_bytes(), bundled=True)
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:

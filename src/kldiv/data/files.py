@@ -26,6 +26,7 @@ import csv
 import difflib
 import hashlib
 import io
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -55,12 +56,17 @@ class DataFile:
 
     path: str
     content: bytes
+    bundled: bool = False  # shipped with kldiv (digits): `path` is a name, not a place
 
     def record(self, role: str) -> dict[str, Any]:
-        """JSON-ready fingerprint: role ('source', 'test_data'), path as given, size, sha256."""
+        """JSON-ready fingerprint: role ('source', 'test_data'), path as given and, for a user's
+        file, absolute (a relative path means nothing without the directory it was typed in),
+        size, sha256."""
+        where = {} if self.bundled else {"absolute_path": os.path.abspath(self.path)}
         return {
             "role": role,
             "path": self.path,
+            **where,
             "bytes": len(self.content),
             "sha256": hashlib.sha256(self.content).hexdigest(),
         }
@@ -345,10 +351,11 @@ def csv_table(
 def _numbers(text: CsvText, field: str, label_idx: list[int]) -> np.ndarray:
     """(rows, columns) float64 of every cell; the first cell that is not a number is a ConfigError
     (a label column, `label_idx`, gets the label message)."""
-    try:
-        return np.array(text.rows, dtype=np.float64)
-    except ValueError:
-        pass
+    if not _may_hide_numbers(text):
+        try:
+            return np.array(text.rows, dtype=np.float64)
+        except ValueError:
+            pass
     for i, row in enumerate(text.rows):  # the slow path finds the first bad cell, in file order
         for j, cell in enumerate(row):
             if not _is_number(cell):
@@ -641,7 +648,19 @@ def _check_sums(field: str, probs: np.ndarray, where: Any, names: tuple[str, ...
         )
 
 
+def _may_hide_numbers(text: CsvText) -> bool:
+    """Whether the file has an underscore or a non-ASCII character anywhere (cheap, on the bytes):
+    only then can a cell be one that Python and NumPy read as a number but a person does not
+    write as one ('1_0' is 10, '١' is 1), which `_is_number` refuses cell by cell."""
+    content = text.file.content
+    return b"_" in content or not content.isascii()
+
+
 def _is_number(cell: str) -> bool:
+    """A decimal number written in ASCII, as a CSV holds it: no digit-group underscores, no
+    digits of other scripts (which `float` accepts)."""
+    if "_" in cell or not cell.isascii():
+        return False
     try:
         float(cell)
     except ValueError:
