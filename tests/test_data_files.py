@@ -191,6 +191,9 @@ def test_load_features_picks_the_named_columns_in_order_and_ignores_the_rest():
     np.testing.assert_array_equal(x, [[2, 1], [4, 3]])
     savez("new.npz", x=np.array([[2, 1], [4, 3]]))
     np.testing.assert_array_equal(load_features("new.npz", ("x1", "x2")), [[2, 1], [4, 3]])
+    # an npz with feature_names is matched by name too, like a CSV
+    savez("named.npz", x=np.array([[1, 2], [3, 4]]), feature_names=np.array(["x2", "x1"]))
+    np.testing.assert_array_equal(load_features("named.npz", ("x1", "x2")), [[2, 1], [4, 3]])
 
 
 @pytest.mark.parametrize(
@@ -201,8 +204,8 @@ def test_load_features_picks_the_named_columns_in_order_and_ignores_the_rest():
         ("new.npz", {"x": np.ones((2, 3))}, r"^data: new.npz array 'x': expected 2 columns"),
         (
             "new.npz",
-            {"x": np.ones((2, 2)), "feature_names": np.array(["x2", "x1"])},
-            r"^data: new.npz array 'feature_names': expected 'x1', 'x2', got 'x2', 'x1'",
+            {"x": np.ones((2, 2)), "feature_names": np.array(["x2", "x3"])},
+            r"^data: new.npz array 'feature_names': expected 'x1', 'x2', got 'x2', 'x3'",
         ),
         ("new.npz", {"y": np.ones(2)}, r"^data: new.npz: expected an array 'x'"),
         ("new.txt", "x1,x2\n1,2\n", r"^data: expected a path ending in .csv or .npz"),

@@ -623,6 +623,12 @@ def load_features(path: str, feature_names: tuple[str, ...], field: str = "data"
             f"{_listed(feature_names)}), got {x.shape[1]}",
         )
     given = _npz_names(arrays, "feature_names", x.shape[1], path, field)
+    if (
+        given is not None
+        and sorted(given) == sorted(feature_names)
+        and len(set(given)) == len(given)
+    ):
+        return x[:, [given.index(name) for name in feature_names]]  # matched by name, as a CSV
     if given is not None and given != tuple(feature_names):
         raise ConfigError(
             field,
