@@ -2,6 +2,7 @@
 
 import decimal
 import functools
+import itertools
 import math
 
 import jax
@@ -503,6 +504,238 @@ def test_distillation_t_squared_makes_the_gradient_temperature_free():
 
 
 # --------------------------------------------------------------------------------------------------
+# Generalized Jensen-Shannon divergence and the distillation directions
+
+
+def _gjsd_numpy(p, q, beta):
+    """GKD's JSD_beta(p || q) in float64 from SciPy's rel_entr: beta KL(p || m) + (1 - beta) KL(q || m)."""
+    m = beta * p + (1.0 - beta) * q
+    return beta * scipy.special.rel_entr(p, m).sum(-1) + (1.0 - beta) * scipy.special.rel_entr(
+        q, m
+    ).sum(-1)
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.3, 0.5, 0.9, 0.999])
+@pytest.mark.parametrize("normalized", [False, True], ids=["raw", "normalized"])
+def test_generalized_jsd_matches_scipy(dtype, beta, normalized):
+    rng = _rng(20)
+    p = _simplex(rng, (6, 5), zeros=0.3)
+    q = _simplex(rng, (6, 5), zeros=0.3)
+    expected = _gjsd_numpy(p, q, beta) / (beta * (1.0 - beta) if normalized else 1.0)
+    got = _call(
+        losses.generalized_jensen_shannon_divergence,
+        jnp.asarray(_log(p), dtype),
+        jnp.asarray(_log(q), dtype),
+        beta=beta,
+        normalized=normalized,
+    )
+    assert got.dtype == dtype and got.shape == (6,)
+    # (the float32 sum of terms ~1 loses ~eps to cancellation where JSD is small: an atol)
+    tol = TOL[dtype] | ({"atol": 2e-6 / (beta * (1 - beta))} if normalized else {})
+    np.testing.assert_allclose(np.asarray(got), expected, **tol)
+
+
+def test_generalized_jsd_at_one_half_is_jensen_shannon(dtype):
+    rng = _rng(21)
+    lp = jnp.asarray(_log(_simplex(rng, (5, 4), zeros=0.3)), dtype)
+    lq = jnp.asarray(_log(_simplex(rng, (5, 4), zeros=0.3)), dtype)
+    got = _call(losses.generalized_jensen_shannon_divergence, lp, lq, beta=0.5)
+    np.testing.assert_array_equal(
+        np.asarray(got), np.asarray(_call(losses.jensen_shannon_divergence, lp, lq))
+    )
+
+
+def test_generalized_jsd_endpoints_are_zero_or_forward_and_reverse_kl(dtype):
+    rng = _rng(22)
+    p = _simplex(rng, (6, 5), zeros=0.3)
+    q = _simplex(rng, (6, 5), zeros=0.3)
+    lp, lq = jnp.asarray(_log(p), dtype), jnp.asarray(_log(q), dtype)
+    fn = losses.generalized_jensen_shannon_divergence
+    forward = scipy.special.rel_entr(p, q).sum(-1)  # +inf where q = 0 < p
+    reverse = scipy.special.rel_entr(q, p).sum(-1)
+    assert np.isinf(forward).any() and np.isfinite(forward).any()
+    np.testing.assert_allclose(
+        np.asarray(_call(fn, lp, lq, beta=0.0, normalized=True)), forward, **TOL[dtype]
+    )
+    np.testing.assert_allclose(
+        np.asarray(_call(fn, lp, lq, beta=1.0, normalized=True)), reverse, **TOL[dtype]
+    )
+    for beta in (0.0, 1.0):
+        np.testing.assert_array_equal(np.asarray(_call(fn, lp, lq, beta=beta)), 0.0)
+
+
+def test_normalized_jsd_tends_to_forward_and_reverse_kl_at_the_ends():
+    with jax.enable_x64(True):
+        rng = _rng(23)
+        lp = _np_log_softmax(rng.normal(size=(4, 6)))
+        lq = _np_log_softmax(rng.normal(size=(4, 6)))
+        p, q = np.exp(lp), np.exp(lq)
+        ends = {
+            0.0: scipy.special.rel_entr(p, q).sum(-1),
+            1.0: scipy.special.rel_entr(q, p).sum(-1),
+        }
+        for end, kl in ends.items():
+            errors = []
+            for distance in (1e-2, 1e-4, 1e-6, 1e-8):
+                beta = abs(end - distance)
+                got = _call(
+                    losses.generalized_jensen_shannon_divergence,
+                    jnp.asarray(lp),
+                    jnp.asarray(lq),
+                    beta=beta,
+                    normalized=True,
+                )
+                errors.append(np.max(np.abs(np.asarray(got) - kl) / kl))
+            # O(beta) convergence: each 100x step closer shrinks the error about 100x
+            assert all(b < a / 30 for a, b in itertools.pairwise(errors)), errors
+            assert errors[-1] < 1e-6, errors
+
+
+@PROPERTY
+@given(_distribution_pairs(), st.floats(0.0, 1.0))
+def test_generalized_jsd_is_bounded_by_the_binary_entropy_and_mirror_symmetric(pair, beta):
+    p, q = pair
+    with jax.enable_x64(True):
+        lp, lq = jnp.asarray(_log(p)), jnp.asarray(_log(q))
+        fn = losses.generalized_jensen_shannon_divergence
+        value = np.asarray(_call(fn, lp, lq, beta=beta))
+        mirrored = np.asarray(_call(fn, lq, lp, beta=1.0 - beta))
+        h = float(scipy.special.entr(beta) + scipy.special.entr(1.0 - beta))
+        assert np.all(value >= -1e-12) and np.all(value <= h + 1e-12)
+        np.testing.assert_allclose(value, mirrored, rtol=1e-9, atol=1e-12)
+        # a distribution against itself: exactly 0, zeros (-inf) included
+        np.testing.assert_array_equal(np.asarray(_call(fn, lp, lp, beta=beta)), 0.0)
+
+
+@pytest.mark.parametrize("beta", [0.2, 0.5, 0.97])
+def test_generalized_jsd_gradients_match_finite_differences(beta):
+    with jax.enable_x64(True):
+        rng = _rng(24)
+        lp = _np_log_softmax(rng.normal(size=(3, 4)))
+        lq = _np_log_softmax(rng.normal(scale=2.0, size=(3, 4)))
+        fn = losses.generalized_jensen_shannon_divergence
+        for argnum in (0, 1):
+            got = _grad(fn, argnum, jnp.asarray(lp), jnp.asarray(lq), beta=beta, normalized=True)
+            h = 1e-6
+            numeric = np.zeros_like(lp)
+            for idx in np.ndindex(lp.shape):
+                args_plus, args_minus = [lp.copy(), lq.copy()], [lp.copy(), lq.copy()]
+                args_plus[argnum][idx] += h
+                args_minus[argnum][idx] -= h
+                plus = np.sum(_call(fn, *map(jnp.asarray, args_plus), beta=beta, normalized=True))
+                minus = np.sum(_call(fn, *map(jnp.asarray, args_minus), beta=beta, normalized=True))
+                numeric[idx] = (plus - minus) / (2 * h)
+            np.testing.assert_allclose(got, numeric, rtol=1e-6, atol=1e-8)
+
+
+def _distillation_numpy(direction, zs, zt, temperature, beta=None):
+    """T^2 D(p_T, q_T) in float64 from SciPy: the teacher's p_T, the student's q_T."""
+    p = np.exp(_np_log_softmax(zt / temperature))
+    q = np.exp(_np_log_softmax(zs / temperature))
+    if direction == "forward":
+        d = scipy.special.rel_entr(p, q).sum(-1)
+    elif direction == "reverse":
+        d = scipy.special.rel_entr(q, p).sum(-1)
+    else:
+        d = _gjsd_numpy(p, q, beta) / (beta * (1.0 - beta))
+    return temperature**2 * d
+
+
+DIRECTIONS = [("forward", None), ("reverse", None), ("jsd", 0.2), ("jsd", 0.5), ("jsd", 0.8)]
+DIRECTION_IDS = [d if b is None else f"{d}-{b}" for d, b in DIRECTIONS]
+
+
+@pytest.mark.parametrize(("direction", "beta"), DIRECTIONS, ids=DIRECTION_IDS)
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
+def test_distillation_directions_match_numpy(dtype, direction, beta, temperature):
+    rng = _rng(25)
+    zs, zt = rng.normal(scale=2.0, size=(2, 4, 6))
+    fn = losses.get_distillation_loss(direction, beta)
+    got = _call(fn, jnp.asarray(zs, dtype), jnp.asarray(zt, dtype), temperature=temperature)
+    assert got.dtype == dtype and got.shape == (4,)
+    expected = _distillation_numpy(direction, zs, zt, temperature, beta)
+    np.testing.assert_allclose(np.asarray(got), expected, **TOL[dtype])
+
+
+def test_jsd_distillation_endpoints_are_forward_and_reverse_distillation(dtype):
+    rng = _rng(26)
+    zs, zt = (jnp.asarray(z, dtype) for z in rng.normal(scale=3.0, size=(2, 5, 4)))
+    for beta, same in ((0.0, losses.distillation_loss), (1.0, losses.reverse_distillation_loss)):
+        for temperature in (1.0, 4.0):
+            got = _call(losses.jsd_distillation_loss, zs, zt, beta=beta, temperature=temperature)
+            want = _call(same, zs, zt, temperature=temperature)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize(("direction", "beta"), DIRECTIONS, ids=DIRECTION_IDS)
+def test_t_squared_makes_every_directions_gradient_temperature_free(direction, beta):
+    """The gradient of T^2 D(p_T, q_T) with respect to the student logits tends to one T-free limit
+    for every direction (all are chi^2 / 2 to second order): ((zs - mean zs) - (zt - mean zt)) / C."""
+    fn = losses.get_distillation_loss(direction, beta)
+    with jax.enable_x64(True):
+        zs = jnp.asarray([[1.0, -2.0, 0.5, 3.0], [0.0, 0.0, 1.0, -1.0]])
+        zt = jnp.asarray([[0.0, 1.0, -1.0, 2.0], [2.0, -1.0, 0.0, 0.5]])
+        centred = (zs - zs.mean(-1, keepdims=True)) - (zt - zt.mean(-1, keepdims=True))
+        limit = np.asarray(centred / 4.0)
+        grads = {t: _grad(fn, 0, zs, zt, temperature=t) for t in (10.0, 100.0, 1000.0)}
+        for t, g in grads.items():
+            np.testing.assert_allclose(g, limit, atol=20.0 / t)
+        # without the T^2 factor the gradient would shrink like 1/T^2
+        ratio = np.linalg.norm(grads[100.0] / 100.0**2) / np.linalg.norm(grads[1000.0] / 1000.0**2)
+        assert 95.0 < ratio < 105.0
+
+
+@PROPERTY
+@given(
+    hnp.arrays(np.float64, (2, 2, 4), elements=st.floats(-20.0, 20.0)),
+    st.sampled_from([0.5, 1.0, 2.0, 5.0]),
+)
+def test_reverse_distillation_gradient_at_temperature(logits, temperature):
+    zs, zt = logits
+    with jax.enable_x64(True):
+        log_q = _np_log_softmax(zs / temperature)
+        log_p = _np_log_softmax(zt / temperature)
+        q = np.exp(log_q)
+        kl = (q * (log_q - log_p)).sum(-1, keepdims=True)
+        g = _grad(
+            losses.reverse_distillation_loss,
+            0,
+            jnp.asarray(zs),
+            jnp.asarray(zt),
+            temperature=temperature,
+        )
+        np.testing.assert_allclose(g, temperature * q * (log_q - log_p - kl), atol=1e-10)
+
+
+@pytest.mark.parametrize(("direction", "beta"), DIRECTIONS[1:], ids=DIRECTION_IDS[1:])
+def test_distillation_directions_with_saturated_logits_have_finite_gradients(direction, beta):
+    fn = losses.get_distillation_loss(direction, beta)
+    zs = jnp.asarray([[100.0, -100.0, 0.0]], jnp.float32)
+    zt = jnp.asarray([[-100.0, 100.0, 0.0]], jnp.float32)
+    for temperature in (1.0, 2.0):
+        value = float(_call(fn, zs, zt, temperature=temperature)[0])
+        assert math.isfinite(value) and value > 0
+        for argnum in (0, 1):
+            assert np.all(np.isfinite(_grad(fn, argnum, zs, zt, temperature=temperature)))
+
+
+@pytest.mark.parametrize(
+    ("direction", "beta", "message"),
+    [
+        ("sideways", None, r"direction: expected one of 'forward', 'reverse', 'jsd', got"),
+        ("jsd", None, r"beta: expected a number in \[0, 1\] with direction 'jsd', got None"),
+        ("forward", 0.5, r"beta: expected none with direction 'forward', got 0.5"),
+        ("jsd", 1.5, r"beta: expected a number in \[0, 1\], got 1.5"),
+        ("jsd", math.nan, r"beta: expected a number in \[0, 1\], got nan"),
+        ("jsd", True, r"beta: expected a number in \[0, 1\], got True"),
+    ],
+)
+def test_bad_distillation_directions_raise(direction, beta, message):
+    with pytest.raises(ValueError, match=message):
+        losses.get_distillation_loss(direction, beta)
+
+
+# --------------------------------------------------------------------------------------------------
 # Edge cases
 
 
@@ -648,6 +881,15 @@ def test_zero_target_gradient_is_finite_in_probability_space():
 # --------------------------------------------------------------------------------------------------
 # Shapes, axes and dtypes
 
+
+def _generalized_jsd_03(log_p, log_q, *, axis=-1):
+    return losses.generalized_jensen_shannon_divergence(log_p, log_q, beta=0.3, axis=axis)
+
+
+def _jsd_distillation_03(student_logits, teacher_logits, *, axis=-1):
+    return losses.jsd_distillation_loss(student_logits, teacher_logits, beta=0.3, axis=axis)
+
+
 # Each function with the input space of its two arguments.
 TWO_ARGUMENT = [
     (losses.kl_divergence, "log", "prob"),
@@ -659,6 +901,9 @@ TWO_ARGUMENT = [
     (losses.jensen_shannon_divergence_from_logits, "logit", "prob"),
     (losses.generalized_kl_divergence, "log", "prob"),
     (losses.distillation_loss, "logit", "logit"),
+    (losses.reverse_distillation_loss, "logit", "logit"),
+    (_generalized_jsd_03, "log", "log"),
+    (_jsd_distillation_03, "logit", "logit"),
 ]
 IDS = [fn.__name__ for fn, _, _ in TWO_ARGUMENT]
 

@@ -47,8 +47,9 @@ Where our values deliberately differ from the peers, and why:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -56,19 +57,24 @@ from jax.typing import ArrayLike
 
 __all__ = [
     "ALIASES",
+    "DISTILLATION_DIRECTIONS",
     "LOSSES",
     "canonical_loss_name",
     "distillation_loss",
     "entropy",
+    "generalized_jensen_shannon_divergence",
     "generalized_kl_divergence",
+    "get_distillation_loss",
     "get_loss",
     "jensen_shannon_divergence",
     "jensen_shannon_divergence_from_logits",
+    "jsd_distillation_loss",
     "keras_kl_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
     "kl_divergence_with_log_targets",
     "loss_names",
+    "reverse_distillation_loss",
     "reverse_kl_divergence_from_logits",
     "softmax_cross_entropy",
 ]
@@ -333,35 +339,48 @@ def reverse_kl_divergence_from_logits(
     return jnp.sum(_xlogratio(jnp.exp(log_q), log_q, _safe_log(t)), axis=axis).astype(out_dtype)
 
 
-def _log_ratio_to_mixture(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    """log(p / m) with m = (p + q) / 2, from d = log q - log p: -log((1 + e^d) / 2).
+def _log_ratio_to_mixture(
+    log_p: jax.Array, log_q: jax.Array, weight: float = 0.5, rest: float = 0.5
+) -> jax.Array:
+    """log(p / m) with m = w p + r q (w = `weight`, r = `rest`: Python numbers > 0 with w + r = 1,
+    each given exactly), from d = log q - log p: -log(w + r e^d).
 
-    The log1p/expm1 form is relatively accurate for p close to q and exactly 0 at p == q; it would
-    overflow for large d, where log 2 - d - log1p(e^-d) has no cancellation. p == 0 < q gives -inf,
-    q == 0 < p gives log 2. Both branches see sanitised operands so neither leaks a NaN gradient.
+    For |d| < 1 the log1p/expm1 form -log1p(r expm1(d)) is relatively accurate and exactly 0 at
+    p == q. Elsewhere -logaddexp(log w, log r + d), with log w and log r exact constants, cannot
+    overflow and keeps a tiny w or r that 1 - r or 1 - w would round away; there w + r e^d is
+    bounded away from 1 (it equals 1 only at d = 0), so there is no cancellation. p == 0 < q
+    gives -inf, q == 0 < p gives -log w. Both branches see sanitised operands so neither leaks a
+    NaN gradient.
     """
     d = log_q - log_p
-    near = d < 1.0
+    near = jnp.abs(d) < 1.0
     d_near = jnp.where(near, d, 0.0)
     d_far = jnp.where(near, 1.0, d)
-    return jnp.where(
-        near,
-        -jnp.log1p(0.5 * jnp.expm1(d_near)),
-        math.log(2.0) - d_far - jnp.log1p(jnp.exp(-d_far)),
-    )
+    far = -jnp.logaddexp(math.log(weight), math.log(rest) + d_far)
+    return jnp.where(near, -jnp.log1p(rest * jnp.expm1(d_near)), far)
 
 
-def _js_from_logs(log_p: jax.Array, log_q: jax.Array, axis: int) -> jax.Array:
+def _mixture_terms(
+    log_p: jax.Array, log_q: jax.Array, axis: int, beta: float = 0.5
+) -> tuple[jax.Array, jax.Array]:
+    """(KL(p || m), KL(q || m)) with m = beta p + (1 - beta) q, beta a Python number in (0, 1)."""
     # Where both probabilities are 0, d would be NaN (-inf - -inf); such entries contribute 0.
     both_absent = (log_p == -jnp.inf) & (log_q == -jnp.inf)
     safe_log_p = jnp.where(both_absent, 0.0, log_p)
     safe_log_q = jnp.where(both_absent, 0.0, log_q)
-    ratio_p = jnp.where(both_absent, -jnp.inf, _log_ratio_to_mixture(safe_log_p, safe_log_q))
-    ratio_q = jnp.where(both_absent, -jnp.inf, _log_ratio_to_mixture(safe_log_q, safe_log_p))
+    ratio_p = _log_ratio_to_mixture(safe_log_p, safe_log_q, beta, 1.0 - beta)
+    ratio_q = _log_ratio_to_mixture(safe_log_q, safe_log_p, 1.0 - beta, beta)
+    ratio_p = jnp.where(both_absent, -jnp.inf, ratio_p)
+    ratio_q = jnp.where(both_absent, -jnp.inf, ratio_q)
     # _xlogratio(p, log(p/m), 0) = p log(p/m), with its exact p == 0 rule (ratio -inf there).
     zero = jnp.zeros_like(log_p)
     kl_pm = jnp.sum(_xlogratio(jnp.exp(log_p), ratio_p, zero), axis=axis)
     kl_qm = jnp.sum(_xlogratio(jnp.exp(log_q), ratio_q, zero), axis=axis)
+    return kl_pm, kl_qm
+
+
+def _js_from_logs(log_p: jax.Array, log_q: jax.Array, axis: int) -> jax.Array:
+    kl_pm, kl_qm = _mixture_terms(log_p, log_q, axis)
     return 0.5 * (kl_pm + kl_qm)
 
 
@@ -420,6 +439,89 @@ def jensen_shannon_divergence_from_logits(
     """
     (z, t), out_dtype, axis = _prepare(axis, logits=logits, targets=targets)
     return _js_from_logs(jax.nn.log_softmax(z, axis=axis), _safe_log(t), axis).astype(out_dtype)
+
+
+def _check_beta(beta: float) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta: expected a number in [0, 1], got {beta!r}")
+    return float(beta)
+
+
+def _generalized_js_from_logs(
+    log_p: jax.Array, log_q: jax.Array, beta: float, normalized: bool, axis: int
+) -> jax.Array:
+    if beta in (0.0, 1.0):
+        if normalized:  # the limits, in closed form: KL(p || q) at 0, KL(q || p) at 1
+            first, second = (log_p, log_q) if beta == 0.0 else (log_q, log_p)
+            return jnp.sum(_xlogratio(jnp.exp(first), first, second), axis=axis)
+        # m is q (or p) itself: both terms are 0 (NaN inputs stay NaN)
+        return jnp.sum(jnp.where(jnp.isnan(log_p) | jnp.isnan(log_q), jnp.nan, 0.0), axis=axis)
+    kl_pm, kl_qm = _mixture_terms(log_p, log_q, axis, beta)
+    if normalized:  # (beta kl_pm + (1 - beta) kl_qm) / (beta (1 - beta)), without the product
+        return kl_pm / (1.0 - beta) + kl_qm / beta
+    return beta * kl_pm + (1.0 - beta) * kl_qm
+
+
+def generalized_jensen_shannon_divergence(
+    log_p: ArrayLike,
+    log_q: ArrayLike,
+    *,
+    beta: float,
+    normalized: bool = False,
+    axis: int = -1,
+) -> jax.Array:
+    r"""Generalized (skewed) Jensen-Shannon divergence of GKD, from log-probabilities.
+
+    .. math::
+      \mathrm{JSD}_\beta(p \,\|\, q) = \beta\, \mathrm{KL}(p \,\|\, m) + (1 - \beta)\,
+      \mathrm{KL}(q \,\|\, m), \quad m = \beta p + (1 - \beta) q
+
+    :math:`\beta` weighs ``p`` (the target, e.g. a teacher) in the mixture. At :math:`\beta = 1/2`
+    it is :func:`jensen_shannon_divergence`. It lies in :math:`[0, h(\beta)]`, with
+    :math:`h(\beta) = -\beta \log \beta - (1 - \beta) \log(1 - \beta)` the binary entropy (it is
+    the mutual information between a draw from m and which of p, q it came from), and
+    :math:`\mathrm{JSD}_\beta(p \,\|\, q) = \mathrm{JSD}_{1-\beta}(q \,\|\, p)`.
+
+    Both ends are 0 (m is then q or p itself). Near them it behaves like the two KL directions,
+    :math:`\mathrm{JSD}_\beta \approx \beta\, \mathrm{KL}(p \,\|\, q)` as :math:`\beta \to 0` and
+    :math:`\approx (1 - \beta)\, \mathrm{KL}(q \,\|\, p)` as :math:`\beta \to 1`. With
+    ``normalized=True`` the value is divided by :math:`\beta (1 - \beta)`: continuous on
+    :math:`[0, 1]`, on the scale of KL for every :math:`\beta` (both it and KL are
+    :math:`\tfrac12 \chi^2` to second order for nearby distributions), and at the ends exactly
+    forward :math:`\mathrm{KL}(p \,\|\, q)` (:math:`\beta = 0`) and reverse
+    :math:`\mathrm{KL}(q \,\|\, p)` (:math:`\beta = 1`), computed there in closed form (the
+    interior converges to them only like :math:`O(\beta)`).
+
+    Zero probabilities (``-inf``) are exact, with finite gradients, as in
+    :func:`jensen_shannon_divergence`; each :math:`\log(p_i / m_i)` is computed from
+    :math:`\log q_i - \log p_i` with ``log1p``/``expm1``, accurate for :math:`p \approx q`.
+
+    Peer conventions: GKD (Agarwal et al.) defines :math:`D_{\mathrm{JSD}(\beta)}(p_T \,\|\,
+    p_S)` with the teacher first, as here; Hugging Face TRL's ``generalized_jsd_loss(
+    student_logits, teacher_logits, beta)`` uses the same mixture weights and special-cases the
+    ends to forward (``beta=0``) and reverse (``beta=1``) KL while its interior stays unnormalized
+    (its interior tends to 0 at both ends: TRL #6780).
+
+    Args:
+      log_p: log-probabilities of the first (target) distribution, shape ``[..., C, ...]``.
+      log_q: log-probabilities of the second distribution, same shape.
+      beta: the weight of ``p`` in the mixture, a Python number in ``[0, 1]``.
+      normalized: divide by :math:`\beta (1 - \beta)` (forward and reverse KL at the ends).
+      axis: the distribution axis.
+
+    Returns:
+      The divergence in nats, shape of the inputs without ``axis``.
+
+    Raises:
+      ValueError: ``beta`` is not a number in ``[0, 1]``.
+
+    References:
+      Agarwal et al., `On-Policy Distillation of Language Models: Learning from Self-Generated
+      Mistakes <https://arxiv.org/abs/2306.13649>`_ (GKD), 2024.
+    """
+    beta = _check_beta(beta)
+    (lp, lq), out_dtype, axis = _prepare(axis, log_p=log_p, log_q=log_q)
+    return _generalized_js_from_logs(lp, lq, beta, normalized, axis).astype(out_dtype)
 
 
 def generalized_kl_divergence(
@@ -492,6 +594,100 @@ def distillation_loss(
       Hinton, Vinyals and Dean, `Distilling the Knowledge in a Neural Network
       <https://arxiv.org/abs/1503.02531>`_, 2015.
     """
+    log_q, log_p, temp, out_dtype, axis = _tempered(
+        student_logits, teacher_logits, temperature, axis
+    )
+    return (temp**2 * kl_divergence_with_log_targets(log_q, log_p, axis=axis)).astype(out_dtype)
+
+
+def reverse_distillation_loss(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    temperature: float | ArrayLike = 1.0,
+    axis: int = -1,
+) -> jax.Array:
+    r"""Reverse (mode-seeking) distillation loss :math:`T^2 \, \mathrm{KL}(q_T \,\|\, p_T)`,
+    :math:`q_T = \mathrm{softmax}(z_s/T)` the student's, :math:`p_T = \mathrm{softmax}(z_t/T)`
+    the teacher's.
+
+    The student is the first argument of the KL: it is penalised for mass where the teacher has
+    little, not for missing some of the teacher's modes (MiniLLM's direction; Hinton's is
+    :func:`distillation_loss`). Both sides go through ``log_softmax``, so it is finite for any
+    finite logits, with finite gradients. The gradient with respect to the student logits is
+    :math:`T\, q_T \odot (\log q_T - \log p_T - \mathrm{KL}_T)`; as :math:`T` grows it tends
+    to the same :math:`T`-free limit as the forward loss's, :math:`((z_s - \bar z_s) - (z_t -
+    \bar z_t)) / C` (every divergence here is :math:`\tfrac12 \chi^2` to second order), which is
+    what the :math:`T^2` factor buys.
+
+    Peer conventions: PyTorch ``T**2 * F.kl_div(F.log_softmax(t/T, -1), F.log_softmax(s/T, -1),
+    log_target=True, reduction='none').sum(-1)`` (note the teacher in the ``input`` slot); TRL's
+    ``generalized_jsd_loss(..., beta=1)``, without the :math:`T^2`.
+
+    Args:
+      student_logits: logits of the student (the prediction), shape ``[..., C, ...]``.
+      teacher_logits: logits of the teacher (the target), same shape; log-probabilities work as
+        well (the softmax ignores a constant shift).
+      temperature: softmax temperature :math:`T > 0`; a Python number is checked, an array is not.
+      axis: the distribution axis.
+
+    Returns:
+      The scaled divergence in nats, shape of the inputs without ``axis``.
+    """
+    log_q, log_p, temp, out_dtype, axis = _tempered(
+        student_logits, teacher_logits, temperature, axis
+    )
+    return (temp**2 * kl_divergence_with_log_targets(log_p, log_q, axis=axis)).astype(out_dtype)
+
+
+def jsd_distillation_loss(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    beta: float,
+    temperature: float | ArrayLike = 1.0,
+    axis: int = -1,
+) -> jax.Array:
+    r"""Generalized Jensen-Shannon distillation loss, normalized: :math:`T^2\,
+    \mathrm{JSD}_\beta(p_T \,\|\, q_T) / (\beta (1 - \beta))`.
+
+    :math:`p_T = \mathrm{softmax}(z_t/T)` (teacher), :math:`q_T = \mathrm{softmax}(z_s/T)`
+    (student) and :math:`\mathrm{JSD}_\beta` is GKD's, with :math:`\beta` the teacher's weight in
+    the mixture (:func:`generalized_jensen_shannon_divergence` with ``normalized=True``). The
+    normalization makes :math:`\beta` a continuous direction knob on the scale of KL: exactly
+    :func:`distillation_loss` (forward) at :math:`\beta = 0` and :func:`reverse_distillation_loss`
+    at :math:`\beta = 1`, and for nearby distributions the same :math:`\tfrac12 \chi^2` as both,
+    so a ``soft_weight`` means the same for every :math:`\beta`. GKD's unnormalized value is this
+    times :math:`\beta (1 - \beta)` (a quarter of it at :math:`\beta = 1/2`); it vanishes at
+    both ends instead. The gradient with respect to the student logits tends to the forward loss's
+    :math:`T`-free limit as :math:`T` grows.
+
+    Args:
+      student_logits: logits of the student (the prediction), shape ``[..., C, ...]``.
+      teacher_logits: logits (or log-probabilities) of the teacher (the target), same shape.
+      beta: the teacher's weight in the mixture, a Python number in ``[0, 1]``.
+      temperature: softmax temperature :math:`T > 0`; a Python number is checked, an array is not.
+      axis: the distribution axis.
+
+    Returns:
+      The scaled divergence in nats, shape of the inputs without ``axis``.
+
+    Raises:
+      ValueError: ``beta`` outside ``[0, 1]`` or a Python temperature that is not a finite number
+        > 0.
+    """
+    beta = _check_beta(beta)
+    log_q, log_p, temp, out_dtype, axis = _tempered(
+        student_logits, teacher_logits, temperature, axis
+    )
+    jsd = _generalized_js_from_logs(log_p, log_q, beta, True, axis)
+    return (temp**2 * jsd).astype(out_dtype)
+
+
+def _tempered(
+    student_logits: ArrayLike, teacher_logits: ArrayLike, temperature: Any, axis: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jnp.dtype, int]:
+    """(log q_T, log p_T, T, output dtype, axis): both sides' log_softmax at temperature T."""
     if isinstance(temperature, bool) or (
         isinstance(temperature, int | float) and not (0 < temperature < math.inf)
     ):
@@ -502,7 +698,44 @@ def distillation_loss(
     temp = jnp.asarray(temperature, dtype=zs.dtype)
     log_q = jax.nn.log_softmax(zs / temp, axis=axis)
     log_p = jax.nn.log_softmax(zt / temp, axis=axis)
-    return (temp**2 * kl_divergence_with_log_targets(log_q, log_p, axis=axis)).astype(out_dtype)
+    return log_q, log_p, temp, out_dtype, axis
+
+
+class DistillationLoss(Protocol):
+    """A distillation loss: student and teacher logits of equal shape -> one value per row."""
+
+    def __call__(
+        self,
+        student_logits: ArrayLike,
+        teacher_logits: ArrayLike,
+        *,
+        temperature: float | ArrayLike = 1.0,
+        axis: int = -1,
+    ) -> jax.Array: ...
+
+
+DISTILLATION_DIRECTIONS = ("forward", "reverse", "jsd")
+
+
+def get_distillation_loss(direction: str, beta: float | None = None) -> DistillationLoss:
+    """The distillation loss of a direction: "forward" (:func:`distillation_loss`, KL(teacher ||
+    student), Hinton's), "reverse" (:func:`reverse_distillation_loss`, KL(student || teacher)) or
+    "jsd" (:func:`jsd_distillation_loss` with ``beta``).
+
+    Raises:
+      ValueError: an unknown direction, "jsd" without a ``beta`` in [0, 1], or a ``beta`` with
+        another direction (it would be ignored).
+    """
+    if direction not in DISTILLATION_DIRECTIONS:
+        names = ", ".join(repr(d) for d in DISTILLATION_DIRECTIONS)
+        raise ValueError(f"direction: expected one of {names}, got {direction!r}")
+    if direction != "jsd":
+        if beta is not None:
+            raise ValueError(f"beta: expected none with direction {direction!r}, got {beta!r}")
+        return distillation_loss if direction == "forward" else reverse_distillation_loss
+    if beta is None:
+        raise ValueError("beta: expected a number in [0, 1] with direction 'jsd', got None")
+    return functools.partial(jsd_distillation_loss, beta=_check_beta(beta))
 
 
 def keras_kl_divergence(
