@@ -4,7 +4,7 @@ import json
 import pytest
 
 from kldiv.checks import ConfigError, ConfigTypeError
-from kldiv.config import BlobsConfig, TrainConfig, to_dict
+from kldiv.config import BlobsConfig, Distillation, TrainConfig, to_dict
 from kldiv.data import DataConfig
 from kldiv.experiment import Experiment
 from kldiv.optimizers import SGD, Adam, AdamW, RMSProp
@@ -161,6 +161,7 @@ def test_to_dict_is_json_ready():
         "shuffle": True,
         "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
         "label_smoothing": 0.0,
+        "distillation": None,
     }
     assert json.loads(json.dumps(d)) == d
     assert to_dict(BlobsConfig())["center_box"] == [-10.0, 10.0]
@@ -286,3 +287,52 @@ def test_records_without_label_smoothing_load_with_none():
     d = to_dict(TrainConfig())
     del d["label_smoothing"]
     assert TrainConfig.from_dict(d).label_smoothing == 0.0
+
+
+def test_distillation_defaults_and_formula():
+    d = Distillation()
+    assert (d.temperature, d.soft_weight, d.direction, d.beta) == (4.0, 0.9, "forward", None)
+    assert d.formula.startswith("0.9 · T² · KL(p_T ‖ q_T) + 0.1 · h · CE(y, q), T = 4")
+    jsd = Distillation(direction="jsd", beta=0.25, soft_weight=0.5, temperature=2.0)
+    assert "JSD_β(p_T ‖ q_T) / (β(1 − β)), β = 0.25" in jsd.formula
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        ({"temperature": 0.0}, "temperature", r"expected a number in \(0, inf\), got 0.0"),
+        ({"temperature": -1.0}, "temperature", r"expected a number in \(0, inf\), got -1.0"),
+        ({"temperature": float("inf")}, "temperature", r"expected a number in \(0, inf\)"),
+        ({"soft_weight": -0.1}, "soft_weight", r"expected a number in \[0, 1\], got -0.1"),
+        ({"soft_weight": 1.5}, "soft_weight", r"expected a number in \[0, 1\], got 1.5"),
+        ({"direction": "sideways"}, "direction", r"expected one of 'forward', 'reverse', 'jsd'"),
+        ({"direction": "jsd"}, "beta", r"expected a number in \[0, 1\] with direction 'jsd'"),
+        ({"direction": "jsd", "beta": 1.5}, "beta", r"expected a number in \[0, 1\], got 1.5"),
+        ({"direction": "jsd", "beta": -0.5}, "beta", r"expected a number in \[0, 1\]"),
+        ({"beta": 0.5}, "beta", r"expected no beta with direction 'forward'"),
+    ],
+)
+def test_distillation_rejects_bad_values_naming_the_field(kwargs, field, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        Distillation(**kwargs)
+    assert info.value.field == field
+
+
+def test_distillation_refuses_label_smoothing_and_full_support_hard_losses():
+    with pytest.raises(ConfigError, match=r"^label_smoothing: expected 0 with distillation"):
+        TrainConfig(label_smoothing=0.1, distillation=Distillation())
+    with pytest.raises(ConfigError, match=r"^loss: expected a hard-label loss that is finite"):
+        TrainConfig(loss="reverse_kl", distillation=Distillation())
+    with pytest.raises(ConfigTypeError, match=r"^distillation: expected a Distillation config"):
+        TrainConfig(distillation={"temperature": 2.0})
+
+
+@pytest.mark.parametrize(
+    "distillation",
+    [Distillation(), Distillation(2.0, 0.0, "reverse"), Distillation(1.5, 1.0, "jsd", 0.3)],
+)
+def test_train_config_with_distillation_round_trips_through_json(distillation):
+    c = TrainConfig(loss="ce", hidden=(16,), distillation=distillation)
+    back = TrainConfig.from_dict(_through_json(to_dict(c)))
+    assert back == c and hash(back) == hash(c)
+    assert isinstance(back.distillation, Distillation)

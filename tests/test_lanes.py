@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kldiv.config import TrainConfig
+from kldiv.config import Distillation, TrainConfig
 from kldiv.data import Dataset, blobs_dataset
 from kldiv.engine import lanes
 from kldiv.engine.run import Batch, Run, step
@@ -23,12 +23,30 @@ from kldiv.engine.runner import (
 )
 from kldiv.losses import loss_names
 from kldiv.model import ACTIVATION_FNS
+from kldiv.objectives import distillation_targets
 from kldiv.optimizers import OPTIMIZERS, SGD, Adam, AdamW, RMSProp
 
 
 @pytest.fixture(scope="module")
 def data():
     return blobs_dataset()
+
+
+@pytest.fixture(scope="module")
+def distill_data(data):
+    """Blobs with a distilled student's targets: a made-up teacher's log-probabilities, the true
+    classes, and hard-label weights on a fifth of the training rows."""
+    rng = np.random.default_rng(0)
+
+    def teacher(y):
+        z = 3.0 * y + rng.normal(size=y.shape)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    labelled = rng.random(data.y_train.shape[0]) < 0.2
+    weights = np.where(labelled, labelled.size / labelled.sum(), 0.0)
+    y_train = distillation_targets(teacher(data.y_train), data.y_train.argmax(1), weights)
+    y_val = distillation_targets(teacher(data.y_val), data.y_val.argmax(1), np.ones(500))
+    return data._replace(y_train=y_train, y_val=y_val)
 
 
 def test_capabilities_name_every_config_field():
@@ -77,10 +95,35 @@ def _config_id(c):
     return f"{c.loss}-{c.activation}-{c.hidden}-{c.optimizer.name}"
 
 
+DISTILL_CONFIGS = [
+    TrainConfig(loss="ce", hidden=(6,), distillation=d, optimizer=Adam(learning_rate=0.01))
+    for d in (
+        Distillation(),
+        Distillation(temperature=2.0, soft_weight=0.0),
+        Distillation(temperature=1.0, soft_weight=1.0, direction="reverse"),
+        Distillation(temperature=3.0, soft_weight=0.5, direction="jsd", beta=0.3),
+    )
+]
+
+
+def _distill_id(c):
+    d = c.distillation
+    return f"{d.direction}-w{d.soft_weight}-T{d.temperature}"
+
+
 @pytest.mark.parametrize("config", STEP_CONFIGS, ids=_config_id)
 def test_step_matches_the_generic_step(data, config):
+    _steps_match(data, config)
+
+
+@pytest.mark.parametrize("config", DISTILL_CONFIGS, ids=_distill_id)
+def test_distilled_students_step_matches_the_generic_step(distill_data, config):
+    _steps_match(distill_data, config)
+
+
+def _steps_match(data, config):
     runs, size = 5, config.batch_size
-    run = Run.of(config, data.n_features, data.n_classes)
+    run = Run.for_data(config, data)
     seeds = jnp.arange(runs, dtype=jnp.uint32)
     hyper = {
         k: jnp.full((runs,), v, jnp.float32) for k, v in config.optimizer.hyperparameters.items()
@@ -102,8 +145,11 @@ def test_step_matches_the_generic_step(data, config):
         params_t, opt_t, fast_sums = fast(
             params_t, opt_t, jnp.moveaxis(x, 0, -1), jnp.moveaxis(y, 0, -1), w
         )
-        np.testing.assert_allclose(fast_sums["loss"], sums["loss"], rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(fast_sums["accuracy"], sums["accuracy"])
+        for name in run.metric_names:
+            if name == "accuracy":
+                np.testing.assert_array_equal(fast_sums[name], sums[name])
+            else:
+                np.testing.assert_allclose(fast_sums[name], sums[name], rtol=1e-5, atol=1e-6)
         for name, got_tree, want_tree in (
             ("params", params_t, params),
             ("opt_state", opt_t, opt_state),
@@ -187,8 +233,32 @@ BITWISE_CONFIGS = [TrainConfig(epochs=3, loss=name) for name in loss_names()] + 
 def test_program_bits_do_not_depend_on_the_number_of_runs(data, config):
     """Every chunk size the runner compiles (multiples of MIN_LANES) gives each run the same bits;
     the optimizer's numbers are runtime arguments, as in the runner, not folded constants."""
+    _bits_do_not_depend_on_the_number_of_runs(data, config)
+
+
+@pytest.mark.parametrize(
+    "config", [c.replace(epochs=3) for c in DISTILL_CONFIGS[::3]], ids=_distill_id
+)
+def test_distilled_students_bits_do_not_depend_on_the_number_of_runs(distill_data, config):
+    _bits_do_not_depend_on_the_number_of_runs(distill_data, config)
+
+
+@pytest.mark.parametrize(
+    "config", [c.replace(epochs=3) for c in DISTILL_CONFIGS[:2]], ids=_distill_id
+)
+def test_whole_distilled_runs_match_the_generic_path(distill_data, config):
+    seeds = [0, 1, 2]
+    fast = train(config, distill_data, seeds, path="lanes")
+    generic = train(config, distill_data, seeds, path="generic")
+    for key in fast.history:
+        np.testing.assert_allclose(fast.history[key], generic.history[key], rtol=2e-3, atol=0.01)
+    for key in fast.final:
+        np.testing.assert_allclose(fast.final[key], generic.final[key], rtol=2e-3, atol=0.01)
+
+
+def _bits_do_not_depend_on_the_number_of_runs(data, config):
     data = Dataset(*(jnp.asarray(a) for a in data))
-    run = Run.of(config, data.n_features, data.n_classes)
+    run = Run.for_data(config, data)
     seeds = jnp.arange(LANES_CHUNK, dtype=jnp.uint32)
     hyper = {
         k: jnp.full((LANES_CHUNK,), v, jnp.float32)

@@ -62,6 +62,78 @@ class BlobsConfig:
 
 
 @dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation: the student's loss mixes the teacher's soft targets with labels.
+
+    Per training row, with the student's logits z, the teacher's probabilities p, and the row's
+    one-hot label y with its weight h (`kldiv.objectives.Distiller`):
+
+        loss = soft_weight · T² · D(p_T, q_T) + (1 - soft_weight) · h · hard(y, q)
+
+    temperature T > 0: both sides' softmax at T (p_T, q_T); T² keeps the soft term's gradient
+      independent of T (Hinton et al. 2015).
+    soft_weight in [0, 1]: the weight of the soft (teacher) term; 1 - soft_weight weighs the
+      hard-label term (Keras' `student_loss_weight` and torchdistill's `alpha` weigh the hard
+      term instead, many repositories' `alpha` the soft one: this name says which).
+    direction: D is "forward" KL(p_T || q_T) (Hinton's), "reverse" KL(q_T || p_T), or "jsd", GKD's
+      generalized Jensen-Shannon divergence with `beta`, normalized so that beta = 0 is forward and
+      beta = 1 reverse KL (`kldiv.losses.jsd_distillation_loss`).
+    beta in [0, 1]: the teacher's weight in the JSD's mixture; only with direction "jsd" (None
+      otherwise, so it can never be set and silently ignored).
+    """
+
+    temperature: float = 4.0
+    soft_weight: float = 0.9
+    direction: str = "forward"
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        from kldiv.losses import DISTILLATION_DIRECTIONS
+
+        check_real("temperature", self.temperature, 0.0, float("inf"), open_low=True)
+        check_real("soft_weight", self.soft_weight, 0.0, 1.0, open_low=False)
+        check_choice("direction", self.direction, DISTILLATION_DIRECTIONS)
+        if self.direction == "jsd":
+            if self.beta is None:
+                raise ConfigError(
+                    "beta", "expected a number in [0, 1] with direction 'jsd', got none"
+                )
+            check_real("beta", self.beta, 0.0, 1.0, open_low=False)
+        elif self.beta is not None:
+            raise ConfigError(
+                "beta",
+                f"expected no beta with direction {self.direction!r} (it weighs the 'jsd' "
+                f"mixture only), got {self.beta!r}",
+            )
+
+    def replace(self, **changes: Any) -> Distillation:
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Distillation:
+        """Inverse of `to_dict`."""
+        return cls(**_known_fields(cls, d, "distillation"))
+
+    @property
+    def formula(self) -> str:
+        """The loss per row, in words and symbols, with this config's numbers."""
+        if self.direction == "jsd":
+            d = f"JSD_β(p_T ‖ q_T) / (β(1 − β)), β = {self.beta:g}"
+        else:
+            d = "KL(p_T ‖ q_T)" if self.direction == "forward" else "KL(q_T ‖ p_T)"
+        w = self.soft_weight
+        return (
+            f"{w:g} · T² · {d} + {1 - w:g} · h · CE(y, q), T = {self.temperature:g}; p: teacher, "
+            "q: student, y: the row's label, h: its weight (mean over labelled rows)"
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The model, its objective and how it is trained.
 
@@ -76,6 +148,11 @@ class TrainConfig:
     label_smoothing ε in [0, 1): the runs train on (1 - ε)·y + ε/K instead of the targets y (K
     classes); validation and the shared metrics (`kldiv.evaluation`) use y, except that a loss
     infinite at zero targets (reverse KL) is validated on smoothed targets too.
+
+    distillation: None (a classifier trained on the targets with `loss`), or a `Distillation`: the
+    student of a teacher, trained on targets that carry the teacher's log-probabilities, the
+    labels and their weights (`kldiv.objectives.Distiller`), with `loss` as the hard-label term
+    (finite on one-hot labels; no label smoothing: the teacher's soft targets take its place).
     """
 
     loss: str = "kullback_leibler_divergence"
@@ -88,6 +165,7 @@ class TrainConfig:
     shuffle: bool = True
     optimizer: Optimizer = field(default_factory=SGD)
     label_smoothing: float = 0.0
+    distillation: Distillation | None = None
 
     def __post_init__(self) -> None:
         from kldiv.model import ACTIVATION_FNS, INIT_LIMITS
@@ -114,6 +192,28 @@ class TrainConfig:
             raise ConfigTypeError(
                 "optimizer", f"expected a kldiv.optimizers config, got {self.optimizer!r}"
             )
+        if self.distillation is not None:
+            self._check_distillation()
+
+    def _check_distillation(self) -> None:
+        from kldiv.objectives import FULL_SUPPORT_LOSSES
+
+        if not isinstance(self.distillation, Distillation):
+            raise ConfigTypeError(
+                "distillation", f"expected a Distillation config or None, got {self.distillation!r}"
+            )
+        if self.label_smoothing != 0:
+            raise ConfigError(
+                "label_smoothing",
+                "expected 0 with distillation (the teacher's soft targets take its place), "
+                f"got {self.label_smoothing!r}",
+            )
+        if self.loss in FULL_SUPPORT_LOSSES:
+            raise ConfigError(
+                "loss",
+                f"expected a hard-label loss that is finite on one-hot labels for distillation, "
+                f"got {self.loss!r}",
+            )
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (and validated)."""
@@ -127,6 +227,8 @@ class TrainConfig:
             fields["hidden"] = tuple(fields["hidden"])
         if "optimizer" in fields:
             fields["optimizer"] = optimizer_from_dict(fields["optimizer"])
+        if fields.get("distillation") is not None:
+            fields["distillation"] = Distillation.from_dict(fields["distillation"])
         return cls(**fields)
 
 
@@ -153,7 +255,7 @@ def to_dict(config: BlobsConfig | TrainConfig) -> dict[str, Any]:
         value = getattr(config, f.name)
         if isinstance(value, tuple):
             value = list(value)
-        elif isinstance(value, Optimizer):
+        elif isinstance(value, Optimizer | Distillation):
             value = value.to_dict()
         out[f.name] = value
     return out

@@ -1,5 +1,10 @@
 """Objectives: what a run minimises and what it measures, per example.
 
+`Classifier` trains on target probabilities; `Distiller` trains a student on a teacher's soft
+targets and hard labels (`objective_of` picks one for a `kldiv.config.TrainConfig`). Each reads
+the number of classes from its targets' width (`n_classes`) and says which targets the metrics
+every objective shares are scored against (`evaluation_targets`).
+
 An objective names its metrics (`metric_names`, the first is always "loss", the value minimised);
 those names become the history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy` for the
 classifier, Keras' names) and the final metrics (`train_loss`, ..., `test_accuracy`). Called as
@@ -18,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kldiv.checks import ConfigError
-from kldiv.losses import get_loss
+from kldiv.losses import get_distillation_loss, get_loss
 from kldiv.model import MLP, Params
 
 # Losses that are +inf wherever a target probability is 0, whatever the logits: a softmax is never
@@ -40,6 +45,15 @@ class Classifier:
     # Metrics whose per-example values are 0 or 1: their means are counts over the rows, k / n.
     count_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     needs_key: ClassVar[bool] = False
+
+    @staticmethod
+    def n_classes(width: int) -> int:
+        """K, from the targets' width: the targets are class probabilities."""
+        return width
+
+    def evaluation_targets(self, targets: np.ndarray) -> np.ndarray:
+        """What the shared metrics score against (`kldiv.evaluation`): the targets themselves."""
+        return targets
 
     def metrics(self, logits: jax.Array, targets: jax.Array, *, axis: int = -1) -> dict[str, Any]:
         """Per-example metrics from logits and targets of equal shape; `axis` is the class axis."""
@@ -67,6 +81,132 @@ class Classifier:
     ) -> dict[str, Any]:
         del key  # deterministic
         return self.metrics(model.apply(params, x), y)
+
+
+@dataclass(frozen=True)
+class Distiller:
+    """A student distilled from a teacher's soft targets, mixed with (some of) the hard labels.
+
+    Targets: (rows, 2K + 1) for K classes (`distillation_targets` packs them; the class axis is
+    `axis`): the teacher's log-probabilities at temperature 1 (K), the row's true class one-hot
+    (K), and the row's hard-label weight h (1). Per row, with the student's logits z:
+
+        soft = T² · D(softmax(ℓ/T), softmax(z/T))      (`kldiv.losses.get_distillation_loss`)
+        hard = h · hard_loss(z, y)
+        loss = soft_weight · soft + (1 - soft_weight) · hard
+
+    (ℓ/T gives the teacher's softmax at T: a softmax ignores the log-partition shift.) The weight h
+    puts the hard term on the labelled rows only: h = n / n_labelled on the n_labelled rows whose
+    label the student may see, 0 on the others, so the mean of `loss` over all n rows is
+    soft_weight · mean(soft) + (1 - soft_weight) · (the mean of hard_loss over the labelled rows);
+    on a set where every row is labelled h = 1. The true class of an unlabelled row is never
+    trained on; it scores `accuracy` (1 where the predicted class is the true class) and the
+    shared metrics (`evaluation_targets`). With soft_weight 0 the loss is the hard term alone (the
+    same student trained from scratch on the labelled rows, same data order); with soft_weight 1
+    the soft term alone. Metrics: "loss", "accuracy", "soft_loss" (T² · D), "hard_loss" (h ·
+    hard_loss), each per row.
+    """
+
+    hard_loss: str
+    temperature: float
+    soft_weight: float
+    direction: str
+    beta: float | None = None
+    metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "soft_loss", "hard_loss")
+    count_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+    needs_key: ClassVar[bool] = False
+
+    @classmethod
+    def of(cls, loss: str, distillation: Any) -> Distiller:
+        """From a hard-label loss name and a `kldiv.config.Distillation`."""
+        d = distillation
+        return cls(loss, d.temperature, d.soft_weight, d.direction, d.beta)
+
+    @staticmethod
+    def n_classes(width: int) -> int:
+        """K, from the targets' width 2K + 1."""
+        return (width - 1) // 2
+
+    def evaluation_targets(self, targets: np.ndarray) -> np.ndarray:
+        """The true classes, one-hot (rows, K), from (rows, 2K + 1) targets."""
+        k = self.n_classes(targets.shape[1])
+        return targets[:, k : 2 * k]
+
+    def metrics(self, logits: jax.Array, targets: jax.Array, *, axis: int = -1) -> dict[str, Any]:
+        """Per-example metrics from logits (..., K, ...) and targets (..., 2K + 1, ...); `axis` is
+        the class axis of both."""
+        k = logits.shape[axis]
+        teacher = jax.lax.slice_in_dim(targets, 0, k, axis=axis)
+        labels = jax.lax.slice_in_dim(targets, k, 2 * k, axis=axis)
+        weight = jnp.squeeze(jax.lax.slice_in_dim(targets, 2 * k, 2 * k + 1, axis=axis), axis)
+        distill = get_distillation_loss(self.direction, self.beta)
+        soft = distill(logits, teacher, temperature=self.temperature, axis=axis)
+        hard = weight * get_loss(self.hard_loss)(logits, labels, axis=axis)
+        # Static weights of 0 or 1 leave the other term out (no 0 · term in the gradient).
+        w = self.soft_weight
+        loss = hard if w == 0 else soft if w == 1 else w * soft + (1.0 - w) * hard
+        hits = jnp.argmax(logits, axis=axis) == jnp.argmax(labels, axis=axis)
+        return {
+            "loss": loss,
+            "accuracy": hits.astype(loss.dtype),
+            "soft_loss": soft,
+            "hard_loss": hard,
+        }
+
+    def check_targets(self, targets: Any) -> None:
+        """Targets are (rows, 2K + 1) with K >= 2: finite teacher log-probabilities, one-hot true
+        classes and hard-label weights >= 0.
+
+        Raises:
+          ValueError: naming what is wrong (targets are built by `distillation_targets`, not by
+            hand, so this is a programming error rather than a user's).
+        """
+        t = np.asarray(targets)
+        if t.ndim != 2 or t.shape[1] < 5 or t.shape[1] % 2 == 0:
+            raise ValueError(f"targets: expected (rows, 2K + 1) with K >= 2, got {t.shape}")
+        k = self.n_classes(t.shape[1])
+        teacher, labels, weight = t[:, :k], t[:, k : 2 * k], t[:, 2 * k]
+        if not np.isfinite(teacher).all() or (teacher > 0).any():
+            raise ValueError("targets: expected finite teacher log-probabilities <= 0")
+        if not (np.isin(labels, (0.0, 1.0)).all() and (labels.sum(axis=1) == 1).all()):
+            raise ValueError("targets: expected one-hot true classes")
+        if not (np.isfinite(weight).all() and (weight >= 0).all()):
+            raise ValueError("targets: expected hard-label weights >= 0")
+
+    def __call__(
+        self, model: MLP, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None
+    ) -> dict[str, Any]:
+        del key  # deterministic
+        return self.metrics(model.apply(params, x), y)
+
+
+def distillation_targets(
+    teacher_log_probs: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """The `Distiller`'s targets: [teacher log-probabilities | one-hot true class | weight].
+
+    Args:
+      teacher_log_probs: (rows, K) the teacher's log-probabilities at temperature 1 (finite).
+      labels: (rows,) the true class of each row, in 0..K-1.
+      weights: (rows,) each row's hard-label weight (n / n_labelled or 0 on training rows, 1 on
+        a fully labelled set).
+
+    Returns:
+      (rows, 2K + 1) float32.
+    """
+    log_p = np.asarray(teacher_log_probs, np.float64)
+    rows, k = log_p.shape
+    one_hot = np.eye(k)[np.asarray(labels)]
+    out = np.concatenate([log_p, one_hot, np.asarray(weights, np.float64).reshape(rows, 1)], 1)
+    return out.astype(np.float32)
+
+
+def objective_of(config: Any) -> Classifier | Distiller:
+    """The objective a `kldiv.config.TrainConfig` trains: a `Distiller` when it has a distillation
+    config, else a `Classifier` with its loss."""
+    if config.distillation is not None:
+        return Distiller.of(config.loss, config.distillation)
+    return Classifier(config.loss)
 
 
 def history_keys(metric_names: tuple[str, ...]) -> tuple[str, ...]:

@@ -85,6 +85,8 @@ CAPABILITIES: dict[str, Callable[[TrainConfig], str | None]] = {
     "shuffle": _any,  # epoch_orders gives the same permutations as epoch_order
     "optimizer": _optimizer,
     "label_smoothing": _any,  # applied to the targets before training, on either path
+    # the Distiller reduces over axis=1 with its own ops, elementwise over rows: gradient by jax.vjp
+    "distillation": _any,
 }
 
 
@@ -93,7 +95,7 @@ def unsupported(config: TrainConfig, data: Dataset) -> str | None:
     if jax.default_backend() != "cpu":
         return f"the {jax.default_backend()} backend (this path is for CPU)"
     if max(data.n_features, data.n_classes) > MAX_WIDTH:
-        return f"inputs or classes wider than {MAX_WIDTH}"
+        return f"inputs or targets wider than {MAX_WIDTH}"
     if data.y_train.ndim != 2:
         return "targets that are not (rows, classes)"
     for check in CAPABILITIES.values():
@@ -231,7 +233,7 @@ def evaluate(run: Run, params: Any, x: jax.Array, y: jax.Array) -> dict[str, jax
     logits, _, _ = _forward(run, params, x[:, :, None])  # (R, C, S)
 
     def means(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        y = jnp.broadcast_to(y[:, :, None], logits.shape)
+        y = jnp.broadcast_to(y[:, :, None], (*y.shape, logits.shape[-1]))
         metrics = run.objective.metrics(logits, y, axis=1)  # each (R, S)
         return {k: _sum_rows(v) / jnp.float32(x.shape[0]) for k, v in metrics.items()}
 

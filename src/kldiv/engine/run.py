@@ -33,16 +33,17 @@ from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine.shuffle import epoch_order
 from kldiv.model import MLP, Params
-from kldiv.objectives import Classifier
+from kldiv.objectives import Classifier, Distiller, objective_of
 from kldiv.optimizers import Optimizer
 
 
 @dataclass(frozen=True)
 class Run:
-    """What one run computes (static). `Run.of(config, n_features, n_classes)` builds it."""
+    """What one run computes (static). `Run.of(config, n_features, n_classes)` builds it, and
+    `Run.for_data(config, data)` for the arrays it trains on."""
 
     model: MLP
-    objective: Classifier
+    objective: Classifier | Distiller
     optimizer: Optimizer
     batch_size: int
     shuffle: bool
@@ -55,9 +56,15 @@ class Run:
             config.hidden_init,
             config.output_init,
         )
-        return cls(
-            model, Classifier(config.loss), config.optimizer, config.batch_size, config.shuffle
-        )
+        return cls(model, objective_of(config), config.optimizer, config.batch_size, config.shuffle)
+
+    @classmethod
+    def for_data(cls, config: TrainConfig, data: Dataset) -> Run:
+        """`Run.of` with the features of `data` and the classes its objective reads from the
+        targets' width (the targets are the class probabilities for a classifier, and hold more
+        than them for a distilled student)."""
+        classes = objective_of(config).n_classes(int(data.y_train.shape[1]))
+        return cls.of(config, data.n_features, classes)
 
     @property
     def metric_names(self) -> tuple[str, ...]:

@@ -216,7 +216,7 @@ def training_data(data: Dataset, config: TrainConfig) -> Dataset:
     targets, and checked by the objective (e.g. reverse KL on one-hot labels: infinite everywhere).
     """
     eps = config.label_smoothing
-    objective = Run.of(config, data.n_features, data.n_classes).objective
+    objective = Run.for_data(config, data).objective
     full_support = config.loss in FULL_SUPPORT_LOSSES
     data = data._replace(
         y_train=smooth(data.y_train, eps), y_val=smooth(data.y_val, eps if full_support else 0.0)
@@ -257,13 +257,14 @@ def estimate_bytes(
     n_chunks = -(-n_runs // chunk)
     per_round = min(n_devices, n_chunks) * chunk  # runs trained at once
     padded = -(-n_chunks // min(n_devices, n_chunks)) * per_round
-    widths = (data.n_features, *config.hidden, data.n_classes)
+    run = Run.for_data(config, data)
+    widths = run.model.sizes
     n_params = sum(a * b + b for a, b in itertools.pairwise(widths))
     slots = _STATE_SLOTS.get(config.optimizer.name, 2)
     n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
     steps = -(-n_train // config.batch_size)
     rows = max(config.batch_size, n_train, n_val)  # evaluations take a whole set at once
-    n_keys = 2 * len(Run.of(config, data.n_features, data.n_classes).metric_names)
+    n_keys = 2 * len(run.metric_names)
     f32 = 4
     data_bytes = sum(np.asarray(a).size for a in data) * f32
     return {
@@ -277,7 +278,7 @@ def estimate_bytes(
         "batches": per_round
         * steps
         * config.batch_size
-        * (data.n_features + data.n_classes + 1)
+        * (data.n_features + data.y_train.shape[1] + 1)
         * f32
         * 2
         + n_devices * data_bytes,
@@ -455,7 +456,7 @@ def train(
         config, data, seeds, hyperparameters, devices, path
     )
     n_runs = seed_array.size
-    run = Run.of(config, data.n_features, data.n_classes)
+    run = Run.for_data(config, data)
     block = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
     chunk = chunk_size(path, n_runs, len(all_devices))
     n_chunks = -(-n_runs // chunk)
@@ -492,7 +493,8 @@ def train(
         {k: np.concatenate([o[i][k] for o in outs])[keep] for k in outs[0][i]} for i in (1, 2)
     )
     diverged = _diverged(history, final, params, config.epochs)
-    sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
+    truth = run.objective.evaluation_targets
+    sets = {"train": (data.x_train, truth(data.y_train)), "test": (data.x_val, truth(data.y_val))}
     final |= shared_metrics(run.model, params, sets)
     return TrainResult(
         seeds=seed_array.astype(np.int64),
