@@ -338,6 +338,7 @@ def test_compare_arms_defaults_and_margin_overrides():
         "loss": 0.01,
         "brier": 0.01,
         "ece": 0.01,
+        "kl": 0.01,
     }
     assert higher_is_better("val_accuracy") and not higher_is_better("val_loss")
 
@@ -874,7 +875,15 @@ def test_margins_take_the_name_then_the_longest_suffix():
 
 
 def test_higher_is_better_by_name():
-    for name in ("test_loss", "val_error", "error", "test_brier", "ece", "val_ece"):
+    for name in (
+        "test_loss",
+        "val_error",
+        "error",
+        "test_brier",
+        "ece",
+        "val_ece",
+        "test_teacher_kl",
+    ):
         assert not higher_is_better(name), name
     for name in ("test_accuracy", "auc", "f1", "loss_ratio"):
         assert higher_is_better(name), name

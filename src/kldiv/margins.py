@@ -17,6 +17,8 @@ from kldiv.checks import ConfigError
 # Brier: 0.01, about 4% of the multiclass Brier score Σ(q - y)² of a model at the tutorial's 82%
 #   accuracy (~0.25), the same relative size as the loss margin.
 # ECE: 0.01, one percentage point of calibration error, in the units of accuracy it is measured in.
+# KL: 0.01 nats, as loss (a KL divergence from a reference is an excess log loss, e.g. a student's
+#   from its teacher).
 # Any other metric has no default (AUC, F1, a regression error in the user's units, ...): its margin
 # questions are not asked unless a margin is given; `smallest_margin` still says what the data show.
 DEFAULT_MARGINS: Mapping[str, float] = {
@@ -25,15 +27,16 @@ DEFAULT_MARGINS: Mapping[str, float] = {
     "loss": 0.01,
     "brier": 0.01,
     "ece": 0.01,
+    "kl": 0.01,
 }
 
 # Metric names ending in one of these are lower-is-better; every other metric is higher-is-better.
-LOWER_IS_BETTER: tuple[str, ...] = ("loss", "error", "brier", "ece")
+LOWER_IS_BETTER: tuple[str, ...] = ("loss", "error", "brier", "ece", "kl")
 
 
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric by name: lower is better for names ending in one of `LOWER_IS_BETTER`
-    ("loss", "error", "brier", "ece"), else higher."""
+    ("loss", "error", "brier", "ece", "kl"), else higher."""
     return not metric.endswith(LOWER_IS_BETTER)
 
 

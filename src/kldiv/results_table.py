@@ -9,8 +9,8 @@ row per run:
     sgd,0,0.905,0.297
     ...
 
-Metric direction and margins follow the metric names (`kldiv.stats.higher_is_better`,
-`kldiv.stats.DEFAULT_MARGINS`: names ending in loss, error, brier or ece are lower-is-better).
+Metric direction and margins follow the metric names (`kldiv.margins.higher_is_better`,
+`kldiv.margins.DEFAULT_MARGINS`: names ending in loss, error, brier, ece or kl are lower-is-better).
 Every problem is one `ConfigError("results", ...)` line that says where (line numbers as an
 editor shows them: the header is line 1) and what was expected.
 """

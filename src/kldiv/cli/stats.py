@@ -19,7 +19,7 @@ def add_parser(sub: Any) -> None:
         "stats",
         help="paired multi-seed statistics for per-seed results from anywhere (a CSV)",
         description="Read a CSV of per-seed results (columns arm, seed and one per metric; "
-        "metrics named ...loss, ...error, ...brier or ...ece are lower-is-better, others "
+        "metrics named ...loss, ...error, ...brier, ...ece or ...kl are lower-is-better, others "
         "higher) and report what kldiv compare reports: means, medians, intervals, the paired "
         "sign-flip test (Holm-adjusted on the primary metric), t and Wilcoxon tests, "
         "equivalence within a margin and the seeds needed; as tables, stats.json, figures and "
