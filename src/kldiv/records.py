@@ -146,7 +146,7 @@ class RunDir:
             raise
 
 
-_STAGING = re.compile(r"^\.(run|compare|stats|sweep|summary)-(\d+)-[0-9a-f]+\.partial$")
+_STAGING = re.compile(r"^\.(run|compare|stats|sweep|summary|distill)-(\d+)-[0-9a-f]+\.partial$")
 
 
 def _alive(pid: int) -> bool:
@@ -346,15 +346,19 @@ def save_run(
     data: LoadedData,
     command: str,
     figure_png: bytes | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a new run directory under `root` and return its path (`data`: what it trained on,
-    for the data fingerprint and the model's input and class names)."""
+    for the data fingerprint and the model's input and class names; `extra`: more of config.json,
+    such as a distilled student's teacher)."""
     single = result.seeds.size == 1
     seeds = [int(s) for s in result.seeds]
     params = tuple((w[0], b[0]) for w, b in result.params) if single else result.params
     with RunDir(root, "run") as run:
         d = run.staging
-        write_json(d / "config.json", _record(experiment, command, result, data))
+        write_json(
+            d / "config.json", _record(experiment, command, result, data) | dict(extra or {})
+        )
         write_json(d / "environment.json", environment())
         write_atomic(d / "history.json", history_json(result.history, seeds))
         write_atomic(d / "history.csv", history_csv(result.history, seeds))

@@ -584,8 +584,10 @@ def html_report(
     config: Mapping[str, Any],
     stats: ComparisonStats | None = None,
     figures: Mapping[str, bytes] | None = None,
+    summary: str | None = None,
 ) -> str:
-    """One self-contained HTML5 page: title, command, statistics, theory note, figures, config.
+    """One self-contained HTML5 page: title, command, summary, statistics, theory note, figures,
+    config.
 
     Args:
       title: page title and heading.
@@ -594,6 +596,8 @@ def html_report(
       stats: comparison statistics (their tables, and `theory_note` where it applies); None for a
         single run.
       figures: caption -> PNG bytes, embedded as data: URIs in this order.
+      summary: text shown before the statistics, paragraphs separated by blank lines (e.g. a
+        verdict in words); None for none.
 
     Returns:
       The page; every text is escaped with `html.escape`, and nothing is loaded from elsewhere.
@@ -604,6 +608,9 @@ def html_report(
     """
     e = html.escape
     parts = [f"<h1>{e(title)}</h1>", "<h2>Command</h2>", f"<pre><code>{e(command)}</code></pre>"]
+    if summary:
+        paragraphs = summary.strip().split("\n\n")
+        parts += ["<h2>Summary</h2>", *(f"<p>{e(p)}</p>" for p in paragraphs)]
     if stats is not None:
         parts += ["<h2>Results</h2>", *(html_table(t) for t in _tables(stats))]
         note = theory_note(stats)

@@ -10,15 +10,24 @@ computed, and scripts must not mistake it for a complete one.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from kldiv.arms import OWN_METRICS, SHARED_METRICS, failures
-from kldiv.arms import shared as _shared
 from kldiv.checks import ConfigError
 from kldiv.cli import guard, options
 from kldiv.cli.run import divergence_line
 
-__all__ = ["OWN_METRICS", "SHARED_METRICS", "failures", "margins", "save_report"]
+__all__ = [
+    "OWN_METRICS",
+    "SHARED_METRICS",
+    "PairedOutcome",
+    "comparison_pngs",
+    "failures",
+    "margins",
+    "paired_statistics",
+    "save_report",
+]
 
 
 def add_parser(sub: Any) -> None:
@@ -59,14 +68,20 @@ def save_report(
     stats: Any,
     figures: dict[str, bytes],
     kind: str = "compare",
+    summary: str | None = None,
 ) -> Any:
-    """Write the comparison directory (config, stats.json, per-arm records, figures, report.html)
-    under --out and return its path."""
+    """Write the comparison directory (config, stats.json, per-arm records, figures, report.html
+    with `summary` above the statistics) under --out and return its path."""
     from kldiv.records import save_comparison
     from kldiv.report import html_report
 
     page = html_report(
-        title=title, command=record["command"], config=record, stats=stats, figures=figures
+        title=title,
+        command=record["command"],
+        config=record,
+        stats=stats,
+        figures=figures,
+        summary=summary,
     )
     return guard.save(
         out,
@@ -103,28 +118,46 @@ def margins(args: argparse.Namespace, metrics: Any = SHARED_METRICS) -> dict[str
     return given
 
 
-def command(args: argparse.Namespace, console: Any) -> int:
+@dataclass(frozen=True, eq=False)
+class PairedOutcome:
+    """The statistics of trained arms (`paired_statistics`), and what they leave out.
+
+    stats: `kldiv.stats.ComparisonStats` over the paired seeds; compared: the arms with a run that
+    trained (the first is the baseline); failed: the arms with a diverged run; paired: (seeds,)
+    bool, the seeds every compared arm trained; excluded: the other seeds; notes: lines saying
+    which arms and seeds are left out and why; finals: compared arm -> metric -> paired values.
+    """
+
+    stats: Any
+    compared: list[str]
+    failed: list[str]
+    paired: Any
+    excluded: list[int]
+    notes: list[str]
+    finals: dict[str, dict[str, Any]]
+
+
+def paired_statistics(
+    results: dict[str, Any],
+    data: Any,
+    margin_of: dict[str, float],
+    metrics: tuple[str, ...] = SHARED_METRICS,
+    denominators: dict[str, int] | None = None,
+) -> PairedOutcome:
+    """`kldiv.stats.compare_arms` over the arms of `results` (name -> `TrainResult`, the first the
+    baseline) on `metrics` (those present), on the seeds where no arm that trained at all
+    diverged, with the stuck and diverged runs and their rules and exact accuracy denominators
+    from `data` (`LoadedData`), and any other count metric's denominator in `denominators`.
+
+    Raises:
+      guard.RunFailed: every arm diverged on every seed, or no seed trained in every arm.
+    """
     import numpy as np
 
-    from kldiv import experiment as ex
-    from kldiv.config import canonical_loss
-    from kldiv.records import comparison_record
-    from kldiv.report import stats_table, theory_note
+    from kldiv.failures import FAILURE_RULES, chance_accuracy
     from kldiv.stats import compare_arms
 
-    try:
-        names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
-    except ConfigError as err:  # a name in --losses, not --loss
-        raise ConfigError("arms", str(err).removeprefix(f"{err.field}: ")) from None
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
-    exp = options.experiment(args, names[0], args.seeds)
-    arms = {name: exp.train.replace(loss=name) for name in names}
-    margin_of = margins(args)
-    data = ex.load(exp)
-    guard.prepare_out(args.out)
-    with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
-        results = ex.compare(exp, arms, data=data, on_progress=guard.checking(progress))
+    names = list(results)
     failed = [name for name, r in results.items() if not r.healthy.all()]
     compared = [name for name, r in results.items() if r.healthy.any()]
     if not compared:
@@ -141,10 +174,9 @@ def command(args: argparse.Namespace, console: Any) -> int:
         )
     baseline = compared[0]
     finals = {
-        n: {k: results[n].final[k][paired] for k in _shared(results[n].final)} for n in compared
+        n: {k: results[n].final[k][paired] for k in metrics if k in results[n].final}
+        for n in compared
     }
-    from kldiv.failures import FAILURE_RULES, chance_accuracy
-
     failed_runs, _ = failures(results, chance_accuracy(data.labels_train), paired)
     n_rows = {"train": data.dataset.x_train.shape[0], "test": data.dataset.x_val.shape[0]}
     stats = compare_arms(
@@ -152,34 +184,70 @@ def command(args: argparse.Namespace, console: Any) -> int:
         baseline=baseline,
         margins=margin_of,
         seed=0,
-        denominators={f"{s}_accuracy": n for s, n in n_rows.items()},
+        denominators={f"{s}_accuracy": n for s, n in n_rows.items()} | (denominators or {}),
         seeds=results[baseline].seeds[paired],
         failures={n: failed_runs[n] for n in compared},
         failure_rules=FAILURE_RULES,
+    )
+    excluded = [int(s) for s in results[names[0]].seeds[~paired]]
+    notes = _exclusion_notes(names, compared, baseline, len(paired), excluded)
+    return PairedOutcome(stats, compared, failed, paired, excluded, notes, finals)
+
+
+def comparison_pngs(results: dict[str, Any], outcome: PairedOutcome) -> dict[str, bytes]:
+    """The comparison's figures as PNG bytes (`kldiv.plot.comparison_figures`), paired seeds."""
+    from kldiv.plot import comparison_figures, figure_png
+
+    histories = {
+        n: {k: v[outcome.paired] for k, v in results[n].history.items()} for n in outcome.compared
+    }
+    figures = comparison_figures(histories, outcome.finals, outcome.stats.baseline)
+    return {name: figure_png(fig) for name, fig in figures.items()}
+
+
+def command(args: argparse.Namespace, console: Any) -> int:
+    from kldiv import experiment as ex
+    from kldiv.config import canonical_loss
+    from kldiv.records import comparison_record
+    from kldiv.report import stats_table, theory_note
+
+    try:
+        names = [canonical_loss(n) for n in args.losses.split(",") if n.strip()]
+    except ConfigError as err:  # a name in --losses, not --loss
+        raise ConfigError("arms", str(err).removeprefix(f"{err.field}: ")) from None
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError("arms", f"expected at least two different losses, got {args.losses!r}")
+    exp = options.experiment(args, names[0], args.seeds)
+    arms = {name: exp.train.replace(loss=name) for name in names}
+    margin_of = margins(args)
+    data = ex.load(exp)
+    guard.prepare_out(args.out)
+    with console.progress(f"training {len(names)} losses x {len(args.seeds)} seeds") as progress:
+        results = ex.compare(exp, arms, data=data, on_progress=guard.checking(progress))
+    outcome = paired_statistics(results, data, margin_of)
+    stats, compared, failed, paired = (
+        outcome.stats,
+        outcome.compared,
+        outcome.failed,
+        outcome.paired,
     )
     note = theory_note(stats)
     own = _own_loss_lines({n: results[n].final for n in compared}, paired)
     if "kl" in compared and "ce" in compared:
         own += "\n" + _entropy_line(results, paired, data, exp.train.label_smoothing)
     table = stats_table(stats) + "\n" + own + ("\n\n" + note if note else "")
-    excluded = [int(s) for s in results[names[0]].seeds[~paired]]
-    notes = _exclusion_notes(names, compared, baseline, len(paired), excluded)
-    if notes:
-        table = "\n".join(notes) + "\n\n" + table
-    figures: dict[str, bytes] = {}
-    if not args.no_plot:
-        from kldiv.plot import comparison_figures, figure_png
-
-        histories = {n: {k: v[paired] for k, v in results[n].history.items()} for n in compared}
-        figures = {
-            name: figure_png(fig)
-            for name, fig in comparison_figures(histories, finals, baseline).items()
-        }
+    if outcome.notes:
+        table = "\n".join(outcome.notes) + "\n\n" + table
+    figures = {} if args.no_plot else comparison_pngs(results, outcome)
     record = comparison_record(
         exp, guard.command_line(), results, data, losses=names, margins=dict(stats.margins)
     )
     if failed:
-        record |= {"compared_arms": compared, "baseline": baseline, "excluded_seeds": excluded}
+        record |= {
+            "compared_arms": compared,
+            "baseline": stats.baseline,
+            "excluded_seeds": outcome.excluded,
+        }
     path = save_report(
         args.out,
         f"kldiv compare: {' vs '.join(names)}, {len(exp.seeds)} seeds",

@@ -186,12 +186,20 @@ def _optimizer_help() -> dict[str, str]:
     }
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """--epochs, --batch-size, --hidden, --label-smoothing and the optimizer's flags."""
+def add_training_options(
+    p: argparse.ArgumentParser,
+    *,
+    hidden: tuple[int, ...] | None = None,
+    label_smoothing: bool = True,
+) -> None:
+    """--epochs, --batch-size, --hidden (default `hidden`, else the tutorial's), --label-smoothing
+    (unless `label_smoothing` is False) and the optimizer's flags."""
     from kldiv.config import TrainConfig
     from kldiv.optimizers import OPTIMIZERS
 
     def train_default(name: str) -> Any:
+        if name == "hidden" and hidden is not None:
+            return hidden
         return default(TrainConfig, name)
 
     g = p.add_argument_group("training (defaults: the tutorial's)")
@@ -215,12 +223,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         + ",".join(map(str, train_default("hidden")))
         + ")",
     )
-    g.add_argument(
-        "--label-smoothing",
-        type=parse_float,
-        default=train_default("label_smoothing"),
-        help="train on (1 - EPS) * y + EPS / K instead of the targets y (0: none); metrics use y",
-    )
+    if label_smoothing:
+        g.add_argument(
+            "--label-smoothing",
+            type=parse_float,
+            default=train_default("label_smoothing"),
+            help="train on (1 - EPS) * y + EPS / K instead of the targets y (0: none); metrics "
+            "use y",
+        )
     o = p.add_argument_group("optimizer (Optax; unset numbers take the optimizer's default)")
     o.add_argument(
         "--optimizer",
@@ -310,22 +320,28 @@ def optimizer(args: argparse.Namespace) -> Any:
     return OPTIMIZERS[args.optimizer]().replace(**given)
 
 
+def data_config(args: argparse.Namespace) -> Any:
+    """The `DataConfig` the data flags describe."""
+    from kldiv.data import DataConfig
+
+    return DataConfig(
+        source=args.data,
+        seed=args.data_seed,
+        test_data=args.test_data,
+        test_frac=args.test_frac,
+        label_col=args.label_col,
+        prob_cols=args.prob_cols,
+        standardize=args.standardize,
+    )
+
+
 def experiment(args: argparse.Namespace, loss: str, seeds: tuple[int, ...]) -> Any:
     """The `Experiment` the training flags describe, trained with `loss` on `seeds`."""
     from kldiv.config import TrainConfig
-    from kldiv.data import DataConfig
     from kldiv.experiment import Experiment
 
     return Experiment(
-        data=DataConfig(
-            source=args.data,
-            seed=args.data_seed,
-            test_data=args.test_data,
-            test_frac=args.test_frac,
-            label_col=args.label_col,
-            prob_cols=args.prob_cols,
-            standardize=args.standardize,
-        ),
+        data=data_config(args),
         train=TrainConfig(
             loss=loss,
             hidden=args.hidden,

@@ -79,12 +79,13 @@ def divergence_line(result: Any) -> str:
     return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
 
 
-def _history_png(result: Any, exp: Any) -> bytes:
+def history_png(result: Any, what: str) -> bytes:
+    """The tutorial's loss and accuracy figure of the healthy runs, titled `what` and the seeds."""
     from kldiv.plot import figure_png, history_figure
 
     history = {k: v[result.healthy] for k, v in result.history.items()}
     runs = int(result.healthy.sum())
-    title = f"{exp.train.loss}, {runs} seed{'s' if runs > 1 else ''}"
+    title = f"{what}, {runs} seed{'s' if runs > 1 else ''}"
     return figure_png(history_figure(history, title=title))
 
 
@@ -111,7 +112,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
                 f"{seeds[0]}; try a smaller learning rate"
             )
         raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
-    png = _history_png(result, exp) if not args.no_plot else None
+    png = history_png(result, exp.train.loss) if not args.no_plot else None
     path = guard.save(
         args.out, save_run, exp, result, data=data, command=guard.command_line(), figure_png=png
     )

@@ -8,7 +8,7 @@ One concept per module: `dataset` (the arrays the trainer consumes), `blobs` (th
 from kldiv.data.blobs import blobs_dataset, make_blobs
 from kldiv.data.dataset import Dataset, one_hot
 from kldiv.data.files import PROB_TOLERANCE, load_features
-from kldiv.data.source import DEFAULT_TEST_FRAC, DataConfig, LoadedData, load_data
+from kldiv.data.source import DEFAULT_TEST_FRAC, DataConfig, LoadedData, load_data, standardized
 from kldiv.data.split import Standardizer, stratified_split
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "load_features",
     "make_blobs",
     "one_hot",
+    "standardized",
     "stratified_split",
 ]

@@ -244,27 +244,36 @@ def _finish(
     soft: bool,
     files: list[dict[str, Any]],
 ) -> LoadedData:
-    standardizer = None
-    if config.standardize:
-        standardizer = Standardizer.fit(data.x_train)
-        data = data._replace(
-            x_train=standardizer.apply(data.x_train), x_val=standardizer.apply(data.x_val)
-        )
     fingerprint = {
         "files": files,
         "train_rows": int(data.x_train.shape[0]),
         "test_rows": int(data.x_val.shape[0]),
     }
-    return LoadedData(
+    loaded = LoadedData(
         dataset=data,
         feature_names=tuple(feature_names),
         class_names=tuple(class_names),
-        standardizer=standardizer,
+        standardizer=None,
         soft_targets=soft,
         labels_train=np.asarray(labels_train, dtype=np.int64),
         labels_test=np.asarray(labels_test, dtype=np.int64),
         fingerprint=fingerprint,
     )
+    return standardized(loaded) if config.standardize else loaded
+
+
+def standardized(loaded: LoadedData) -> LoadedData:
+    """`loaded` (unstandardized) with its features centred and scaled by a `Standardizer` fitted
+    on its training rows, recorded in `standardizer`: what `load_data` returns for a config with
+    `standardize`, so a caller that needs the raw features too can load once."""
+    if loaded.standardizer is not None:
+        raise ValueError("loaded: expected unstandardized data, got data already standardized")
+    data = loaded.dataset
+    standardizer = Standardizer.fit(data.x_train)
+    data = data._replace(
+        x_train=standardizer.apply(data.x_train), x_val=standardizer.apply(data.x_val)
+    )
+    return dataclasses.replace(loaded, dataset=data, standardizer=standardizer)
 
 
 def _read_table(config: DataConfig, source: Table | None) -> Table:
