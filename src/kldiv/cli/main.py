@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kldiv.checks import ConfigError
-from kldiv.cli import compare, export, guard, options, predict, run, stats, sweep
+from kldiv.cli import compare, distill, export, guard, options, predict, run, stats, sweep
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
@@ -18,6 +18,7 @@ EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 COMMANDS = {
     "run": run,
     "compare": compare,
+    "distill": distill,
     "predict": predict,
     "stats": stats,
     "sweep": sweep,
