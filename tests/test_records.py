@@ -264,6 +264,7 @@ def test_save_run_writes_every_file_and_the_record(tmp_path, trained):
         data=load_data(experiment.data),
         command="kldiv run --x",
         figure_png=b"\x89PNG",
+        extra={"teacher": "runs/t"},
     )
     assert {p.name for p in path.iterdir()} == {
         "config.json",
@@ -275,7 +276,7 @@ def test_save_run_writes_every_file_and_the_record(tmp_path, trained):
         "plot.png",
     }
     config = json.loads((path / "config.json").read_text())
-    assert config["command"] == "kldiv run --x"
+    assert config["command"] == "kldiv run --x" and config["teacher"] == "runs/t"
     assert config["training"] == {"path": result.path, "chunk": result.chunk}
     assert Experiment.from_dict(config) == experiment  # other keys are ignored
     history, seeds = load_history_json((path / "history.json").read_text())
@@ -335,9 +336,12 @@ def test_stale_staging_of_a_killed_process_is_removed_a_live_ones_kept(tmp_path)
         assert not stale.exists()  # the live process's RunDir removed it on entering
         mine = tmp_path / f".compare-{os.getpid()}-0a0b0c0d.partial"  # a live process's
         mine.mkdir()
+        dead = tmp_path / f".distill-{killed.pid}-0a0b0c0d.partial"  # a killed process's
+        dead.mkdir()
         with RunDir(tmp_path, "run") as rd:
             write_json(rd.staging / "x.json", {"a": 1})
         assert kept.is_dir() and mine.is_dir()  # concurrent runs' staging is never touched
+        assert not dead.exists()  # every kind of directory the commands stage
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [rd.path.name, kept.name, mine.name]
         )

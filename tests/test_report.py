@@ -222,6 +222,15 @@ def test_html_report_without_stats_has_no_results():
     assert "<table" not in page and "Results" not in page and "Theory" not in page
 
 
+def test_html_report_summary_is_escaped_paragraphs_before_the_results(identical_stats):
+    page = html_report(
+        title="t", command="c", config={}, stats=identical_stats, summary="a <b>\n\nb & c\n"
+    )
+    assert "<h2>Summary</h2>\n<p>a &lt;b&gt;</p>\n<p>b &amp; c</p>" in page
+    assert page.index("Summary") < page.index("Results")
+    assert "Summary" not in html_report(title="t", command="c", config={})
+
+
 def test_html_report_rejects_non_png():
     with pytest.raises(ValueError, match=r"figures\['curves'\]: expected PNG bytes, got b'GIF89a"):
         html_report(title="t", command="c", config={}, figures={"curves": b"GIF89a..."})

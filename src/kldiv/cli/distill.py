@@ -181,10 +181,10 @@ def verdict_lines(stats: Any) -> list[str]:
         interval = f" (95% t interval {100 * low:+.2f} to {100 * high:+.2f})"
     holm = stats.primary_p_holm.get("distilled")
     p = "" if holm is None else f"; {c.test_method}: p = {holm:.2g}"
-    margin = "" if c.margin is None else f" at margin ±{c.margin:g}"
+    margin = "" if c.margin is None else f" at the margin ±{c.margin:g}"
     lines = [
         f"Distilled vs scratch, test accuracy: {100 * d.mean:+.2f} percentage points{interval}, "
-        f"{counts}{p}. Verdict: {answer} ({c.verdict}{margin})."
+        f"{counts}{p}. Verdict: {answer} (the comparison's verdict{margin}: {c.verdict})."
     ]
     parts = []
     for metric, what, fmt in (
