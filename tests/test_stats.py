@@ -981,3 +981,12 @@ def test_compare_arms_validates_failures_and_seeds():
     for bad in ([1, 2, 3], [1, 2, 3, 3], [0.5, 1, 2, 3]):
         with pytest.raises(ValueError, match="seeds: expected 4 different integer seeds"):
             compare_arms(finals, seeds=bad)
+
+
+def test_metric_bounds_know_divergences_and_agreement():
+    from kldiv.stats import metric_bounds
+
+    assert metric_bounds("test_teacher_kl", None, 0.0) == (0.0, math.inf)
+    assert metric_bounds("test_teacher_kl", None, -0.5) is None  # not a divergence after all
+    assert metric_bounds("test_teacher_agreement", None, 0.3) == (0.0, 1.0)
+    assert not higher_is_better("test_teacher_kl") and higher_is_better("test_teacher_agreement")

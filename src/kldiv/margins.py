@@ -85,8 +85,9 @@ def _margin_value(key: str, text: str) -> float:
     return value
 
 
-# Metrics that are shares (in [0, 1]): a margin of 1 or more cannot be exceeded.
-SHARE_METRICS: tuple[str, ...] = ("accuracy", "error", "ece")
+# Metrics that are shares (in [0, 1]): a margin of 1 or more cannot be exceeded. Agreement: the
+# share of rows where two models (a student and its teacher) predict the same class.
+SHARE_METRICS: tuple[str, ...] = ("accuracy", "error", "ece", "agreement")
 
 
 def check_margins(margins: Mapping[str, float], metrics: tuple[str, ...] | list[str]) -> None:

@@ -997,14 +997,14 @@ def metric_bounds(
     metric: str, denominator: int | None, smallest: float
 ) -> tuple[float, float] | None:
     """The range a metric's values can take, by its name: shares (counts over N, accuracy,
-    error, ECE) in [0, 1], the multi-class Brier score in [0, 2], a loss >= 0 when every value
-    given is (a divergence or a log loss; a user's loss may be a negative log-likelihood);
-    `smallest` is the smallest value given."""
+    error, ECE, agreement) in [0, 1], the multi-class Brier score in [0, 2], a loss or a KL
+    divergence >= 0 when every value given is (a divergence or a log loss; a user's loss may be a
+    negative log-likelihood); `smallest` is the smallest value given."""
     if denominator is not None or metric.endswith(SHARE_METRICS):
         return (0.0, 1.0)
     if metric.endswith("brier"):
         return (0.0, 2.0)
-    if metric.endswith("loss") and smallest >= 0:
+    if metric.endswith(("loss", "kl")) and smallest >= 0:
         return (0.0, math.inf)
     return None
 

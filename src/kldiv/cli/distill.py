@@ -45,8 +45,8 @@ def add_parser(sub: Any) -> None:
     seeds.add_argument(
         "--seed",
         type=options.parse_seed,
-        default=0,
-        help="one student: training seed (0), in [0, 2**32); no scratch arm",
+        default=None,
+        help="one student: training seed (default 0), in [0, 2**32); no scratch arm",
     )
     seeds.add_argument(
         "--seeds",
@@ -102,7 +102,7 @@ def _experiment(args: argparse.Namespace) -> Any:
     from kldiv.config import Distillation, TrainConfig
     from kldiv.distill import DistillExperiment
 
-    seeds = args.seeds if args.seeds is not None else (args.seed,)
+    seeds = args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
     beta = 0.5 if args.beta is None and args.direction == "jsd" else args.beta
     distillation = Distillation(
         temperature=args.temperature,
@@ -202,11 +202,12 @@ def verdict_lines(stats: Any) -> list[str]:
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
-    from kldiv.distill import distill, load_teacher, prepare, split_mismatch
+    from kldiv.cli.compare import SHARED_METRICS
+    from kldiv.distill import FIDELITY_METRICS, distill, load_teacher, prepare, split_mismatch
     from kldiv.engine.runner import check
 
     exp = _experiment(args)
-    margin_of = margins(args)
+    margin_of = margins(args, (*SHARED_METRICS, *FIDELITY_METRICS))
     teacher = load_teacher(exp.teacher)
     data = prepare(exp, teacher)
     several = len(exp.seeds) > 1
@@ -296,9 +297,9 @@ def _comparison(
 ) -> int:
     from kldiv.cli.compare import SHARED_METRICS, save_report
     from kldiv.distill import FIDELITY_METRICS
+    from kldiv.margins import DEFAULT_MARGINS
     from kldiv.records import comparison_record
     from kldiv.report import stats_table
-    from kldiv.stats import DEFAULT_MARGINS
 
     n_test = data.loaded.dataset.x_val.shape[0]
     # Agreement with the teacher is a share of the test rows, like accuracy: the same margin.
