@@ -61,7 +61,10 @@ __all__ = [
     "LOSSES",
     "canonical_loss_name",
     "distillation_loss",
+    "effective_beta",
     "entropy",
+    "gaussian_kl_divergence",
+    "gaussian_kl_divergence_between",
     "generalized_jensen_shannon_divergence",
     "generalized_kl_divergence",
     "get_distillation_loss",
@@ -849,3 +852,12 @@ def get_loss(name: str) -> TrainingLoss:
     """The training loss ``f(logits, targets, *, axis=-1) -> per-distribution values`` for a name
     or alias; every entry reduces over ``axis`` only."""
     return LOSSES[canonical_loss_name(name)]
+
+
+# The Gaussian (VAE) divergences live in their own module, which takes `_prepare` from this one;
+# importing them last keeps either import order working.
+from kldiv.gaussian import (  # noqa: E402
+    effective_beta,
+    gaussian_kl_divergence,
+    gaussian_kl_divergence_between,
+)
