@@ -85,12 +85,13 @@ def gaussian_kl_divergence(
     :math:`\mu = 0, \ell = 0`.
 
     Numerics: :math:`e^{\ell} - 1 - \ell` is computed without cancellation (a series for
-    :math:`|\ell| \le 1`, where the naive ``exp(lv) - 1 - lv`` in float32 gives 0 or a negative
-    KL for :math:`|\ell| \lesssim 10^{-4}` and even ``expm1(lv) - lv`` keeps only
-    :math:`\epsilon / |\ell|` relative accuracy); the value is accurate to a few ulps for every
-    :math:`\ell`. It is ``+inf`` only where the exact value overflows (float32:
-    :math:`\ell > 89.4`, :math:`|\mu| > 1.8 \cdot 10^{19}`), ``+inf`` at :math:`\ell = \pm\infty`,
-    and NaN for NaN input. Gradients are the exact
+    :math:`|\ell| \le 1`, where the naive ``exp(lv) - 1 - lv`` in float32 is off by more than 1%
+    for :math:`|\ell| \lesssim 10^{-3}` and often negative below :math:`10^{-4}`, and even
+    ``expm1(lv) - lv`` has a relative error of about :math:`\epsilon / |\ell|`); the value is
+    accurate to a few ulps for every :math:`\ell`. It is ``+inf`` where :math:`e^{\ell} / 2`
+    exceeds the largest float (float32: :math:`\ell > 89.4`, not 88.7 where :math:`e^{\ell}`
+    does) or :math:`\mu^2` does (float32: :math:`|\mu| > 1.8 \cdot 10^{19}`), at
+    :math:`\ell = \pm\infty`, and NaN for NaN input. Gradients are the exact
     :math:`\partial/\partial \mu_j = \mu_j` and :math:`\partial/\partial \ell_j = \tfrac12
     (e^{\ell_j} - 1)`, finite wherever the value is.
 
