@@ -217,3 +217,22 @@ def test_interval_ends_stay_in_the_metrics_range():
         lo95, hi95 = c.comparison.difference.t_interval
         lo90, hi90 = c.comparison.tost_interval
         assert lo95 <= lo90 <= hi90 <= hi95, c.metric
+
+
+def test_messages_name_the_flags_a_user_typed(tmp_path, cli):
+    data = tmp_path / "s.csv"
+    data.write_text("x,y,p_0,p_1\n1,0,0.5,0.5\n")
+    code, _, err = cli(["run", "--data", str(data), "--prob-cols", "p_*", "--label-col", "y"])
+    assert code == 2
+    assert one_line(err) == (
+        "kldiv run: error: --prob-cols: expected either --label-col (class labels) or "
+        "--prob-cols (class probabilities), got both"
+    )
+    # a file named like a field keeps its name
+    code, _, err = cli(["run", "--test-data", "test_data.csv", *FAST, "--out", str(tmp_path)])
+    assert code == 2 and "'test_data.csv'" in one_line(err)
+
+
+def test_unknown_arguments_name_the_command(cli):
+    code, _, err = cli(["run", "--bogus", "1"])
+    assert code == 2 and one_line(err) == "kldiv run: error: unrecognized arguments: --bogus 1"

@@ -42,6 +42,16 @@ def build_parser() -> options.Parser:
     return parser
 
 
+def _with_command(message: str, argv: Sequence[str]) -> str:
+    """argparse reports unknown arguments from the top-level parser ('kldiv: error: unrecognized
+    arguments: ...'); name the command they were given to, as every other error does."""
+    command = next((a for a in argv if a in COMMANDS), None)
+    prefix = "kldiv: error: "
+    if command is None or not message.startswith(prefix):
+        return message
+    return f"kldiv {command}: error: " + message.removeprefix(prefix)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     from kldiv.console import Console
@@ -66,10 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             guard.check_interrupted()  # a signal whose exception was swallowed still interrupts
             return code
         except options.UsageError as err:
-            guard.stderr(str(err))
+            guard.stderr(_with_command(str(err), argv))
             return 2
         except ConfigError as err:
-            message = str(err).removeprefix(f"{err.field}: ")
+            message = options.flags_in(str(err).removeprefix(f"{err.field}: "))
             guard.stderr(f"{prog}: error: {options.flag_of(err.field)}: {message}")
             return 2
         except guard.OutError as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,17 @@ def flag_of(field: str) -> str:
     if field.isupper() or field.startswith("--"):
         return field
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+# Config fields that library messages mention beside the one they are about, and the words that
+# stand for them: not after a path separator or a dot, nor before a dot ('test_data.csv').
+_MENTIONED = re.compile(r"(?<![\w./\\-])(label_col|prob_cols|test_data|test_frac)(?![\w.])")
+
+
+def flags_in(message: str) -> str:
+    """A library message as a command-line user reads it: config fields it mentions (e.g.
+    'expected either label_col ... or prob_cols') named by their flags."""
+    return _MENTIONED.sub(lambda m: flag_of(m.group(1)), message)
 
 
 class UsageError(Exception):
