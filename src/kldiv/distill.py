@@ -38,11 +38,10 @@ import numpy as np
 from kldiv.checks import ConfigError, ConfigTypeError, check_real
 from kldiv.config import Distillation, TrainConfig, to_dict
 from kldiv.data import DataConfig, LoadedData, load_data, standardized
-from kldiv.engine import ProgressFn, TrainResult, train
+from kldiv.engine import ProgressFn, TrainResult
 from kldiv.engine.run import Run
-from kldiv.engine.runner import check
 from kldiv.evaluation import log_probabilities
-from kldiv.experiment import Experiment
+from kldiv.experiment import Experiment, train_arms
 from kldiv.model import MLP, Params
 from kldiv.objectives import distillation_targets
 from kldiv.records import SavedModel, load_model, load_run
@@ -360,19 +359,11 @@ def distill(
         experiment.arms if scratch else {"distilled": experiment.train}
     )
     dataset = data.loaded.dataset
-    for config in arms.values():  # every arm is checked before any trains
-        check(config, dataset, experiment.seeds)
-    results = {}
-    for i, (name, config) in enumerate(arms.items()):
-
-        def progress(done: int, total: int, i: int = i) -> None:
-            if on_progress is not None:
-                on_progress(i * total + done, len(arms) * total)
-
-        result = train(
-            config, dataset, experiment.seeds, epoch_chunk=epoch_chunk, on_progress=progress
-        )
-        model = Run.for_data(config, dataset).model
+    results = train_arms(
+        arms, dataset, experiment.seeds, epoch_chunk=epoch_chunk, on_progress=on_progress
+    )
+    for name, result in results.items():
+        model = Run.for_data(arms[name], dataset).model
         final = result.final | fidelity(model, result.params, dataset.x_val, data.teacher_test)
         results[name] = dataclasses.replace(result, final=final)
     return results

@@ -15,7 +15,7 @@ from typing import Any
 
 from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig, to_dict
-from kldiv.data import DataConfig, LoadedData, load_data
+from kldiv.data import DataConfig, Dataset, LoadedData, load_data
 from kldiv.engine import ProgressFn, TrainResult, train
 from kldiv.engine.runner import check
 
@@ -106,8 +106,22 @@ def compare(
     if len(arms) < 2:
         raise ConfigError("arms", f"expected at least two arms, got {list(arms)!r}")
     dataset = (load(experiment) if data is None else data).dataset
-    for config in arms.values():  # every arm is checked before any trains
-        check(config, dataset, experiment.seeds)
+    return train_arms(arms, dataset, experiment.seeds, on_progress=on_progress)
+
+
+def train_arms(
+    arms: Mapping[str, TrainConfig],
+    dataset: Dataset,
+    seeds: tuple[int, ...],
+    *,
+    epoch_chunk: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, TrainResult]:
+    """Every arm (name -> training config) trained on the same dataset and seeds, in order, each
+    checked before any trains; `on_progress` sees the arms as one task (arm i's units after the
+    first i arms' units)."""
+    for config in arms.values():
+        check(config, dataset, seeds)
     results = {}
     for i, (name, config) in enumerate(arms.items()):
 
@@ -115,5 +129,5 @@ def compare(
             if on_progress is not None:
                 on_progress(i * total + done, len(arms) * total)
 
-        results[name] = train(config, dataset, experiment.seeds, on_progress=progress)
+        results[name] = train(config, dataset, seeds, epoch_chunk=epoch_chunk, on_progress=progress)
     return results

@@ -913,31 +913,22 @@ def compare_paired(
             f"all {n} differences equal {c:.6g}{exactly}: no spread, t-test and TOST not "
             "applicable; the margin answer is exact"
         )
-        sf_p, sf_n, sf_method = sign_flip_test(d, denominator=denominator, seed=seed)
-        w_p, w_n, w_method = wilcoxon_signed_rank(d)
-        found = None if sf_p is None else sf_p < alpha
+        ranks, found = _rank_tests(d, denominator, seed, alpha)
         return PairedComparison(
             t_test_p=None,
-            wilcoxon_p=w_p,
             tost_p=None,
             equivalent=within,
             note=why,
-            wilcoxon_n=w_n,
-            wilcoxon_method=w_method,
             difference_found=found,
             margin_result=margin_res,
             verdict=verdict(found, margin_res, has_margin=has_margin),
-            sign_flip_p=sf_p,
-            sign_flip_n=sf_n,
-            sign_flip_method=sf_method,
-            test_method=_test_method(sf_method),
             smallest_margin=abs(c),
+            **ranks,
             **common,
         )
     notes = []
     t_res, t_why = _quietly(lambda: sps.ttest_1samp(d, 0.0))
-    w_p, w_n, w_method = wilcoxon_signed_rank(d)
-    sf_p, sf_n, sf_method = sign_flip_test(d, denominator=denominator, seed=seed)
+    ranks, found = _rank_tests(d, denominator, seed, alpha)
     tost, tost_why = None, None
     if has_margin:
         lower, lo_why = _quietly(lambda: sps.ttest_1samp(d, -margin, alternative="greater"))
@@ -953,7 +944,6 @@ def compare_paired(
     # clipped like the 95% interval of d, so the two never contradict; no margin below 1 of a
     # share changes its answer
     tost_ci, _ = _clip((float(low), float(high)), d_bounds)
-    found = None if sf_p is None else sf_p < alpha
     margin_res = _margin_result(tost_ci, margin) if has_margin else None
     needed = None
     if has_margin and sd > 0:
@@ -961,24 +951,38 @@ def compare_paired(
             needed = seeds_for_power(sd, margin, power, alpha)
     return PairedComparison(
         t_test_p=_p(t_res),
-        wilcoxon_p=w_p,
         tost_p=tost,
         equivalent=tost is not None and tost < alpha,
         note="; ".join(notes) or None,
-        wilcoxon_n=w_n,
-        wilcoxon_method=w_method,
         difference_found=found,
         tost_interval=tost_ci,
         margin_result=margin_res,
         verdict=verdict(found, margin_res, has_margin=has_margin),
-        sign_flip_p=sf_p,
-        sign_flip_n=sf_n,
-        sign_flip_method=sf_method,
-        test_method=_test_method(sf_method),
         smallest_margin=max(abs(tost_ci[0]), abs(tost_ci[1])),
         seeds_needed=needed,
+        **ranks,
         **common,
     )
+
+
+def _rank_tests(
+    d: np.ndarray, denominator: int | None, seed: int, alpha: float
+) -> tuple[dict[str, Any], bool | None]:
+    """The permutation tests of differences d that have spread or not: the sign-flip test (the
+    primary one) and Wilcoxon, as `PairedComparison` fields, and whether the primary test finds a
+    difference at `alpha` (None when it cannot be run)."""
+    sf_p, sf_n, sf_method = sign_flip_test(d, denominator=denominator, seed=seed)
+    w_p, w_n, w_method = wilcoxon_signed_rank(d)
+    fields = {
+        "wilcoxon_p": w_p,
+        "wilcoxon_n": w_n,
+        "wilcoxon_method": w_method,
+        "sign_flip_p": sf_p,
+        "sign_flip_n": sf_n,
+        "sign_flip_method": sf_method,
+        "test_method": _test_method(sf_method),
+    }
+    return fields, None if sf_p is None else sf_p < alpha
 
 
 def _test_method(sign_flip_method: str | None) -> str:
