@@ -162,6 +162,7 @@ def test_to_dict_is_json_ready():
         "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
         "label_smoothing": 0.0,
         "distillation": None,
+        "vae": None,
     }
     assert json.loads(json.dumps(d)) == d
     assert to_dict(BlobsConfig())["center_box"] == [-10.0, 10.0]

@@ -129,7 +129,7 @@ def _steps_match(data, config):
         k: jnp.full((runs,), v, jnp.float32) for k, v in config.optimizer.hyperparameters.items()
     }
     state = _generic_init(seeds, hyper, run=run)
-    generic = jax.jit(jax.vmap(functools.partial(step, run, key=None)))
+    generic = jax.jit(jax.vmap(functools.partial(step, run, key=None, epoch=jnp.int32(0))))
     fast = jax.jit(functools.partial(lanes.step, run))
     params_t, opt_t = lanes.to_runs_last(state.params), lanes.to_runs_last(state.opt_state)
     params, opt_state = state.params, state.opt_state

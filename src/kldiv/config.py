@@ -134,6 +134,76 @@ class Distillation:
 
 
 @dataclass(frozen=True)
+class VAEConfig:
+    """A variational autoencoder: what its loss is made of, per example, in nats.
+
+    With the encoder's posterior q(z | x) = N(mean, diag exp(log_variance)), one reparameterised
+    sample z and the decoder's likelihood p(x | z) over P outputs, the negative ELBO is
+
+        R + K,  R = -sum_i log p(x_i | z) (summed over the P outputs),
+                K = sum_j KL_j,  KL_j = KL(q(z_j | x) || N(0, 1)) (summed over the latent dims),
+
+    and the loss trained on is R' + w(e) · K', where
+
+        R' = R, or R / P with reconstruction = "mean";
+        K' = sum_j max(free_bits, KL_j), divided by latent with kl = "mean";
+        w(e) = beta · min(1, e / warmup) in epoch e + 1 (e epochs done), beta without warm-up.
+
+    latent >= 1: latent dimensions. beta > 0: the KL weight (1: the ELBO; > 1: a beta-VAE).
+    warmup >= 0: epochs of a linear ramp of the KL weight from 0 (0: none). free_bits >= 0: nats per
+    latent dimension below which KL_j is not pushed down (Kingma et al. 2016, applied per example).
+    decoder: "bernoulli" (outputs are logits of targets in [0, 1]) or "gaussian" (a mean and a
+    log-variance per output, for real-valued targets). reconstruction, kl: "sum" (the ELBO's
+    reductions) or "mean", to reproduce a loss whose author averaged a term instead; their effect
+    is a KL weight of `effective_beta` (`kldiv.losses.effective_beta`).
+    """
+
+    latent: int = 8
+    beta: float = 1.0
+    warmup: int = 0
+    free_bits: float = 0.0
+    decoder: str = "bernoulli"
+    reconstruction: str = "sum"
+    kl: str = "sum"
+
+    def __post_init__(self) -> None:
+        check_int("latent", self.latent, 1)
+        check_real("beta", self.beta, 0.0, float("inf"), open_low=True)
+        check_int("warmup", self.warmup, 0)
+        check_real("free_bits", self.free_bits, 0.0, float("inf"), open_low=False)
+        check_choice("decoder", self.decoder, DECODERS)
+        check_choice("reconstruction", self.reconstruction, REDUCTIONS)
+        check_choice("kl", self.kl, REDUCTIONS)
+
+    def effective_beta(self, n_outputs: int) -> float:
+        """The weight of the summed KL relative to the summed reconstruction that this loss's
+        reductions give, for `n_outputs` reconstructed values per example (after warm-up, and
+        where free bits do not bind)."""
+        from kldiv.gaussian import effective_beta
+
+        return effective_beta(
+            n_outputs, self.latent, reconstruction=self.reconstruction, kl=self.kl, beta=self.beta
+        )
+
+    def replace(self, **changes: Any) -> VAEConfig:
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
+        """Inverse of `to_dict`."""
+        return cls(**_known_fields(cls, d, "vae"))
+
+
+DECODERS = ("bernoulli", "gaussian")
+REDUCTIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The model, its objective and how it is trained.
 
@@ -153,6 +223,11 @@ class TrainConfig:
     student of a teacher, trained on targets that carry the teacher's log-probabilities, the
     labels and their weights (`kldiv.objectives.Distiller`), with `loss` as the hard-label term
     (finite on one-hot labels; no label smoothing: the teacher's soft targets take its place).
+
+    vae: None, or a `VAEConfig`: a variational autoencoder whose encoder and decoder have the
+    `hidden` widths (the decoder's reversed), trained on targets that are the inputs to
+    reconstruct (`kldiv.objectives.VariationalBound`); `loss` is not used, and the other fields
+    apply as to a classifier.
     """
 
     loss: str = "kullback_leibler_divergence"
@@ -166,6 +241,7 @@ class TrainConfig:
     optimizer: Optimizer = field(default_factory=SGD)
     label_smoothing: float = 0.0
     distillation: Distillation | None = None
+    vae: VAEConfig | None = None
 
     def __post_init__(self) -> None:
         from kldiv.model import ACTIVATION_FNS, INIT_LIMITS
@@ -194,6 +270,8 @@ class TrainConfig:
             )
         if self.distillation is not None:
             self._check_distillation()
+        if self.vae is not None:
+            self._check_vae()
 
     def _check_distillation(self) -> None:
         from kldiv.objectives import FULL_SUPPORT_LOSSES
@@ -215,6 +293,17 @@ class TrainConfig:
                 f"got {self.loss!r}",
             )
 
+    def _check_vae(self) -> None:
+        if not isinstance(self.vae, VAEConfig):
+            raise ConfigTypeError("vae", f"expected a VAEConfig or None, got {self.vae!r}")
+        for name in ("label_smoothing", "distillation"):
+            if getattr(self, name) not in (0.0, None):
+                raise ConfigError(
+                    name,
+                    f"expected {'0' if name == 'label_smoothing' else 'None'} for a VAE (its "
+                    f"targets are the inputs), got {getattr(self, name)!r}",
+                )
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
@@ -229,6 +318,8 @@ class TrainConfig:
             fields["optimizer"] = optimizer_from_dict(fields["optimizer"])
         if fields.get("distillation") is not None:
             fields["distillation"] = Distillation.from_dict(fields["distillation"])
+        if fields.get("vae") is not None:
+            fields["vae"] = VAEConfig.from_dict(fields["vae"])
         return cls(**fields)
 
 
@@ -255,7 +346,7 @@ def to_dict(config: BlobsConfig | TrainConfig) -> dict[str, Any]:
         value = getattr(config, f.name)
         if isinstance(value, tuple):
             value = list(value)
-        elif isinstance(value, Optimizer | Distillation):
+        elif isinstance(value, Optimizer | Distillation | VAEConfig):
             value = value.to_dict()
         out[f.name] = value
     return out

@@ -71,3 +71,58 @@ class MLP:
 def _affine(h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
     """h @ w + b for h (..., fan_in); the bias gets explicit leading axes (no implicit rank promotion)."""
     return h @ w + b[(None,) * (h.ndim - 1)]
+
+
+@dataclass(frozen=True)
+class VAE:
+    """A variational autoencoder of two MLPs, its weights one flat tuple of layers: the encoder's
+    (`n_inputs`, *hidden, 2 * latent), then the decoder's (latent, *reversed(hidden), `n_outputs`).
+
+    The encoder's last layer gives the posterior's mean (first `latent` units) and log-variance
+    (the rest), per example; the decoder maps a latent code to `n_outputs` values, the parameters
+    of the reconstruction's distribution (Bernoulli logits, or Gaussian means and log-variances:
+    `kldiv.objectives.VariationalBound` reads them). Initialisers and activation as for `MLP`.
+    """
+
+    n_inputs: int
+    hidden: tuple[int, ...]
+    latent: int
+    n_outputs: int
+    activation: str = "relu"
+    hidden_init: str = "he_uniform"
+    output_init: str = "glorot_uniform"
+
+    @property
+    def encoder(self) -> MLP:
+        sizes = (self.n_inputs, *self.hidden, 2 * self.latent)
+        return MLP(sizes, self.activation, self.hidden_init, self.output_init)
+
+    @property
+    def decoder(self) -> MLP:
+        sizes = (self.latent, *reversed(self.hidden), self.n_outputs)
+        return MLP(sizes, self.activation, self.hidden_init, self.output_init)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Widths a training step passes through, encoder then decoder (for memory estimates;
+        consecutive pairs over-count the weights by one latent x hidden block)."""
+        return (*self.encoder.sizes, *self.decoder.sizes[1:])
+
+    def init(self, key: jax.Array) -> Params:
+        """Encoder then decoder layers, each MLP drawn from its own half of `key`."""
+        enc_key, dec_key = jax.random.split(key)
+        return (*self.encoder.init(enc_key), *self.decoder.init(dec_key))
+
+    def split(self, params: Params) -> tuple[Params, Params]:
+        """(encoder layers, decoder layers) of the flat tuple."""
+        n = len(self.hidden) + 1
+        return params[:n], params[n:]
+
+    def encode(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The posterior q(z | x): mean and log-variance, each (..., latent)."""
+        out = self.encoder.apply(self.split(params)[0], x)
+        return out[..., : self.latent], out[..., self.latent :]
+
+    def decode(self, params: Params, z: jax.Array) -> jax.Array:
+        """The reconstruction's distribution parameters (..., n_outputs) for codes z (..., latent)."""
+        return self.decoder.apply(self.split(params)[1], z)

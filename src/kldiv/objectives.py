@@ -8,9 +8,14 @@ every objective shares are scored against (`evaluation_targets`).
 An objective names its metrics (`metric_names`, the first is always "loss", the value minimised);
 those names become the history keys (`loss`, `accuracy`, `val_loss`, `val_accuracy` for the
 classifier, Keras' names) and the final metrics (`train_loss`, ..., `test_accuracy`). Called as
-`objective(model, params, x, y, key)` it returns each metric per example, shape (rows,); the
-training step averages them over a batch's real rows and differentiates the mean "loss". `key` is a
-per-step typed PRNG key for objectives with `needs_key` (a VAE's reparameterisation), else None.
+`objective(model, params, x, y, key, epoch)` it returns each metric per example, shape (rows,);
+the training step averages them over a batch's real rows and differentiates the mean "loss". `key`
+is a typed PRNG key per step and per evaluation for objectives with `needs_key` (a VAE's
+reparameterisation), else None; `epoch` is the number of epochs completed before a training step
+((), int32; a schedule such as a VAE's KL warm-up reads it), None in an evaluation.
+
+`VariationalBound` is not a classifier (`classifies` is False): it reconstructs its inputs, and
+the metrics every classifier shares (`kldiv.evaluation`) do not apply to it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from kldiv.checks import ConfigError
+from kldiv.gaussian import gaussian_kl_divergence
 from kldiv.losses import get_distillation_loss, get_loss
-from kldiv.model import MLP, Params
+from kldiv.model import MLP, VAE, Params
 
 # Losses that are +inf wherever a target probability is 0, whatever the logits: a softmax is never
 # exactly 0, so KL(q || t) has a term q_i log(q_i / 0) = +inf for every zero target t_i.
@@ -45,6 +51,7 @@ class Classifier:
     # Metrics whose per-example values are 0 or 1: their means are counts over the rows, k / n.
     count_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     needs_key: ClassVar[bool] = False
+    classifies: ClassVar[bool] = True
 
     @staticmethod
     def n_classes(width: int) -> int:
@@ -77,9 +84,15 @@ class Classifier:
             )
 
     def __call__(
-        self, model: MLP, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None
+        self,
+        model: MLP,
+        params: Params,
+        x: jax.Array,
+        y: jax.Array,
+        key: jax.Array | None,
+        epoch: jax.Array | None,
     ) -> dict[str, Any]:
-        del key  # deterministic
+        del key, epoch  # deterministic, the same in every epoch
         return self.metrics(model.apply(params, x), y)
 
 
@@ -115,6 +128,7 @@ class Distiller:
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "soft_loss", "hard_loss")
     count_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     needs_key: ClassVar[bool] = False
+    classifies: ClassVar[bool] = True
 
     @classmethod
     def of(cls, loss: str, distillation: Any) -> Distiller:
@@ -174,10 +188,125 @@ class Distiller:
             raise ValueError("targets: expected hard-label weights >= 0")
 
     def __call__(
-        self, model: MLP, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None
+        self,
+        model: MLP,
+        params: Params,
+        x: jax.Array,
+        y: jax.Array,
+        key: jax.Array | None,
+        epoch: jax.Array | None,
     ) -> dict[str, Any]:
-        del key  # deterministic
+        del key, epoch  # deterministic, the same in every epoch
         return self.metrics(model.apply(params, x), y)
+
+
+@dataclass(frozen=True)
+class VariationalBound:
+    """A VAE's negative ELBO and the loss it trains on (`kldiv.config.VAEConfig` states the
+    formula), for a `kldiv.model.VAE`; targets are what it reconstructs, (rows, P), the inputs or a
+    transform of them (binarised pixels).
+
+    Per example, with one reparameterised sample z = mean + exp(log_variance / 2) · ε, ε ~ N(0, I)
+    from the step's key: reconstruction R = -sum_i log p(y_i | z) over the P targets (Bernoulli:
+    softplus(o_i) - y_i o_i for the decoder's logit o_i, exact for y_i in [0, 1]; Gaussian:
+    (log 2π + v_i + (y_i - m_i)² e^(-v_i)) / 2 for the decoder's mean m_i and log-variance v_i),
+    KL_j in closed form (`kldiv.losses.gaussian_kl_divergence`), K = sum_j KL_j.
+
+    Metrics: "loss" (what is minimised, with this config's reductions, free bits and KL weight; in
+    an evaluation the weight after warm-up), "neg_elbo" (R + K, nats), "reconstruction" (R), "kl"
+    (K), and "kl_0" ... "kl_{latent-1}" (each KL_j).
+    """
+
+    latent: int
+    beta: float = 1.0
+    warmup: int = 0
+    free_bits: float = 0.0
+    decoder: str = "bernoulli"
+    reconstruction: str = "sum"
+    kl: str = "sum"
+    count_metrics: ClassVar[tuple[str, ...]] = ()
+    needs_key: ClassVar[bool] = True
+    classifies: ClassVar[bool] = False
+
+    @classmethod
+    def of(cls, vae: Any) -> VariationalBound:
+        """From a `kldiv.config.VAEConfig`."""
+        return cls(
+            vae.latent, vae.beta, vae.warmup, vae.free_bits, vae.decoder, vae.reconstruction, vae.kl
+        )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        dims = tuple(f"kl_{j}" for j in range(self.latent))
+        return ("loss", "neg_elbo", "reconstruction", "kl", *dims)
+
+    def n_classes(self, width: int) -> int:
+        """The decoder's output width for targets of `width` values: one logit each (Bernoulli),
+        or a mean and a log-variance each (Gaussian)."""
+        return width if self.decoder == "bernoulli" else 2 * width
+
+    def evaluation_targets(self, targets: np.ndarray) -> np.ndarray:
+        """The targets themselves (there are no classes to score)."""
+        return targets
+
+    def check_targets(self, targets: Any) -> None:
+        """Bernoulli targets must lie in [0, 1].
+
+        Raises:
+          ConfigError("decoder", ...): a Bernoulli target outside [0, 1].
+        """
+        t = np.asarray(targets)
+        if self.decoder == "bernoulli" and t.size and (t.min() < 0 or t.max() > 1):
+            raise ConfigError(
+                "decoder",
+                f"expected targets in [0, 1] for a Bernoulli decoder, got values in "
+                f"[{t.min():g}, {t.max():g}]; scale them or use the gaussian decoder",
+            )
+
+    def reconstruction_nll(self, out: jax.Array, y: jax.Array) -> jax.Array:
+        """-log p(y | decoder output) per target value, (..., P), nats."""
+        if self.decoder == "bernoulli":
+            return jax.nn.softplus(out) - y * out
+        p = y.shape[-1]
+        mean, log_var = out[..., :p], out[..., p:]
+        return 0.5 * (jnp.log(2 * jnp.pi) + log_var + jnp.square(y - mean) * jnp.exp(-log_var))
+
+    def kl_weight(self, epoch: jax.Array | None) -> jax.Array | float:
+        """beta · min(1, epoch / warmup) in training (epoch: epochs done), beta in an evaluation."""
+        if epoch is None or self.warmup == 0:
+            return self.beta
+        return self.beta * jnp.minimum(1.0, epoch.astype(jnp.float32) / self.warmup)
+
+    def __call__(
+        self,
+        model: VAE,
+        params: Params,
+        x: jax.Array,
+        y: jax.Array,
+        key: jax.Array | None,
+        epoch: jax.Array | None,
+    ) -> dict[str, Any]:
+        if key is None:
+            raise ValueError("VariationalBound needs a key: it samples the latent code")
+        mean, log_var = model.encode(params, x)
+        eps = jax.random.normal(key, mean.shape, mean.dtype)
+        z = mean + jnp.exp(0.5 * log_var) * eps
+        nll = self.reconstruction_nll(model.decode(params, z), y)
+        rec = jnp.sum(nll, axis=-1)
+        kl_dims = gaussian_kl_divergence(mean[..., None], log_var[..., None])  # (rows, latent)
+        kl = jnp.sum(kl_dims, axis=-1)
+        rec_term = rec / nll.shape[-1] if self.reconstruction == "mean" else rec
+        # static: at free_bits 0 the max would halve the gradient of any KL_j that is exactly 0
+        floored = jnp.maximum(self.free_bits, kl_dims) if self.free_bits > 0 else kl_dims
+        kl_term = jnp.sum(floored, axis=-1)
+        kl_term = kl_term / self.latent if self.kl == "mean" else kl_term
+        out = {
+            "loss": rec_term + self.kl_weight(epoch) * kl_term,
+            "neg_elbo": rec + kl,
+            "reconstruction": rec,
+            "kl": kl,
+        }
+        return out | {f"kl_{j}": kl_dims[..., j] for j in range(self.latent)}
 
 
 def distillation_targets(
@@ -201,9 +330,14 @@ def distillation_targets(
     return out.astype(np.float32)
 
 
-def objective_of(config: Any) -> Classifier | Distiller:
-    """The objective a `kldiv.config.TrainConfig` trains: a `Distiller` when it has a distillation
-    config, else a `Classifier` with its loss."""
+Objective = Classifier | Distiller | VariationalBound
+
+
+def objective_of(config: Any) -> Objective:
+    """The objective a `kldiv.config.TrainConfig` trains: a `VariationalBound` for a VAE, a
+    `Distiller` when it has a distillation config, else a `Classifier` with its loss."""
+    if config.vae is not None:
+        return VariationalBound.of(config.vae)
     if config.distillation is not None:
         return Distiller.of(config.loss, config.distillation)
     return Classifier(config.loss)

@@ -347,14 +347,19 @@ def save_run(
     command: str,
     figure_png: bytes | None = None,
     extra: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
+    kind: str = "run",
 ) -> Path:
-    """Write a new run directory under `root` and return its path (`data`: what it trained on,
-    for the data fingerprint and the model's input and class names; `extra`: more of config.json,
-    such as a distilled student's teacher)."""
+    """Write a new run directory `{kind}-...` under `root` and return its path (`data`: what it
+    trained on, for the data fingerprint and the model's input and class names; `extra`: more of
+    config.json, such as a distilled student's teacher; `model`: the `kldiv_model` record, default
+    `model_record`'s classifier; `files`: more files by name, such as figures)."""
     single = result.seeds.size == 1
     seeds = [int(s) for s in result.seeds]
     params = tuple((w[0], b[0]) for w, b in result.params) if single else result.params
-    with RunDir(root, "run") as run:
+    record = model_record(experiment, data) if model is None else dict(model)
+    with RunDir(root, kind) as run:
         d = run.staging
         write_json(
             d / "config.json", _record(experiment, command, result, data) | dict(extra or {})
@@ -368,12 +373,14 @@ def save_run(
             params,
             {
                 "kldiv_config": json.dumps(experiment.to_dict()),
-                "kldiv_model": json.dumps(model_record(experiment, data)),
+                "kldiv_model": json.dumps(record),
                 "run_axis": str(not single),
             },
         )
         if figure_png is not None:
             write_atomic(d / "plot.png", figure_png)
+        for name, content in (files or {}).items():
+            write_atomic(d / name, content)
     assert run.path is not None
     return run.path
 
@@ -447,6 +454,10 @@ class SavedModel:
         return probabilities(self.model, self.params, inputs)
 
 
+class _NotAClassifier(Exception):
+    pass
+
+
 def load_model(path: Path) -> SavedModel:
     """The model of a run directory written by `save_run` (safetensors, no pickle).
 
@@ -463,6 +474,8 @@ def load_model(path: Path) -> SavedModel:
         )
     try:
         record = json.loads(meta["kldiv_model"])
+        if record.get("kind") == "vae":
+            raise _NotAClassifier
         model = MLP(
             tuple(record["sizes"]),
             record["activation"],
@@ -478,7 +491,12 @@ def load_model(path: Path) -> SavedModel:
             class_names=tuple(record["class_names"]),
             standardizer=None if standardizer is None else Standardizer.from_dict(standardizer),
         )
-    except (KeyError, TypeError, ValueError) as err:  # ConfigError and JSONDecodeError too
+    except _NotAClassifier:
+        raise ValueError(
+            f"{model_file}: expected a classifier, got a VAE (kldiv.vae.load_vae encodes and "
+            "decodes with it)"
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # and JSONDecodeError
         raise ValueError(
             f"{model_file}: expected a kldiv_model record, got one that fails ({err})"
         ) from None

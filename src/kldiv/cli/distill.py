@@ -94,7 +94,7 @@ def add_parser(sub: Any) -> None:
     )
     add_margin_option(p)
     options.add_data_options(p)
-    options.add_training_options(p, hidden=(16,), label_smoothing=False)
+    options.add_training_options(p, defaults={"hidden": (16,)}, label_smoothing=False)
     options.add_output_options(p)
 
 

@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kldiv.checks import ConfigError
-from kldiv.cli import compare, distill, export, guard, options, predict, run, stats, sweep
+from kldiv.cli import (
+    compare,
+    distill,
+    export,
+    guard,
+    options,
+    predict,
+    run,
+    stats,
+    sweep,
+    vae,
+)
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
@@ -19,6 +30,7 @@ COMMANDS = {
     "run": run,
     "compare": compare,
     "distill": distill,
+    "vae": vae,
     "predict": predict,
     "stats": stats,
     "sweep": sweep,

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -201,20 +201,22 @@ def _optimizer_help() -> dict[str, str]:
 def add_training_options(
     p: argparse.ArgumentParser,
     *,
-    hidden: tuple[int, ...] | None = None,
+    defaults: Mapping[str, Any] | None = None,
     label_smoothing: bool = True,
 ) -> None:
-    """--epochs, --batch-size, --hidden (default `hidden`, else the tutorial's), --label-smoothing
-    (unless `label_smoothing` is False) and the optimizer's flags."""
+    """--epochs, --batch-size, --hidden, --label-smoothing (unless `label_smoothing` is False) and
+    the optimizer's flags; defaults are the tutorial's `TrainConfig` fields, or `defaults` (field
+    name -> value, the optimizer as a config)."""
     from kldiv.config import TrainConfig
     from kldiv.optimizers import OPTIMIZERS
 
     def train_default(name: str) -> Any:
-        if name == "hidden" and hidden is not None:
-            return hidden
+        if defaults is not None and name in defaults:
+            return defaults[name]
         return default(TrainConfig, name)
 
-    g = p.add_argument_group("training (defaults: the tutorial's)")
+    title = "training" + (" (defaults: the tutorial's)" if not defaults else "")
+    g = p.add_argument_group(title)
     g.add_argument(
         "--epochs",
         type=parse_int,
@@ -248,8 +250,13 @@ def add_training_options(
         "--optimizer",
         choices=list(OPTIMIZERS),
         default=train_default("optimizer").name,
-        help=f"{', '.join(OPTIMIZERS)} ({train_default('optimizer').name}: Keras' SGD momentum "
-        "form v = m*v - lr*g)",
+        help=f"{', '.join(OPTIMIZERS)} ({train_default('optimizer').name}"
+        + (
+            ""
+            if train_default("optimizer").name != "sgd"
+            else ": Keras' SGD momentum form v = m*v - lr*g"
+        )
+        + ")",
     )
     for name, text in _optimizer_help().items():
         o.add_argument(flag_of(name), dest=name, type=parse_float, default=None, help=text)

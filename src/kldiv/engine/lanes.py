@@ -87,6 +87,7 @@ CAPABILITIES: dict[str, Callable[[TrainConfig], str | None]] = {
     "label_smoothing": _any,  # applied to the targets before training, on either path
     # the Distiller reduces over axis=1 with its own ops, elementwise over rows: gradient by jax.vjp
     "distillation": _any,
+    "vae": lambda config: None if config.vae is None else "a VAE (not a classifier)",
 }
 
 

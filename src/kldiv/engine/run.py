@@ -17,7 +17,8 @@ Semantics follow Keras `fit`, which the tutorial used:
 
 Randomness: seed s gives key(s), split into (init, shuffle, noise) keys; the weights come from the
 first, epoch e's order from fold_in(shuffle, e), step i of epoch e's objective key (only for
-objectives that need one) from fold_in(fold_in(noise, e), i).
+objectives that need one) from fold_in(fold_in(noise, e), i), its validation's from
+fold_in(fold_in(noise, e), 2**31 - 1).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import optax
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine.shuffle import epoch_order
-from kldiv.model import MLP, Params
-from kldiv.objectives import Classifier, Distiller, objective_of
+from kldiv.model import MLP, VAE, Params
+from kldiv.objectives import Objective, objective_of
 from kldiv.optimizers import Optimizer
 
 
@@ -42,20 +43,20 @@ class Run:
     """What one run computes (static). `Run.of(config, n_features, n_classes)` builds it, and
     `Run.for_data(config, data)` for the arrays it trains on."""
 
-    model: MLP
-    objective: Classifier | Distiller
+    model: MLP | VAE
+    objective: Objective
     optimizer: Optimizer
     batch_size: int
     shuffle: bool
 
     @classmethod
     def of(cls, config: TrainConfig, n_features: int, n_classes: int) -> Run:
-        model = MLP(
-            (n_features, *config.hidden, n_classes),
-            config.activation,
-            config.hidden_init,
-            config.output_init,
-        )
+        """`n_classes`: the width of the model's output (a VAE's decoder output)."""
+        inits = (config.activation, config.hidden_init, config.output_init)
+        if config.vae is not None:
+            model: MLP | VAE = VAE(n_features, config.hidden, config.vae.latent, n_classes, *inits)
+        else:
+            model = MLP((n_features, *config.hidden, n_classes), *inits)
         return cls(model, objective_of(config), config.optimizer, config.batch_size, config.shuffle)
 
     @classmethod
@@ -100,22 +101,28 @@ def init(run: Run, seed: jax.Array, hyperparameters: dict[str, jax.Array]) -> St
 
 
 def batch_sums(
-    run: Run, params: Params, batch: Batch, key: jax.Array | None
+    run: Run, params: Params, batch: Batch, key: jax.Array | None, epoch: jax.Array | None
 ) -> dict[str, jax.Array]:
     """Each metric summed over the batch's real rows: sum_i w_i m_i (padding rows count 0)."""
-    per_example = run.objective(run.model, params, batch.x, batch.y, key)
+    per_example = run.objective(run.model, params, batch.x, batch.y, key, epoch)
     real = batch.weight > 0
     return {k: jnp.sum(jnp.where(real, v, 0.0) * batch.weight) for k, v in per_example.items()}
 
 
 def step(
-    run: Run, params: Params, opt_state: optax.OptState, batch: Batch, key: jax.Array | None
+    run: Run,
+    params: Params,
+    opt_state: optax.OptState,
+    batch: Batch,
+    key: jax.Array | None,
+    epoch: jax.Array,
 ) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
-    """One optimizer step on the batch's mean loss; returns the new weights and optimizer state and
-    the batch's metric sums (measured with the weights before the step)."""
+    """One optimizer step on the batch's mean loss in the epoch after `epoch` epochs; returns the
+    new weights and optimizer state and the batch's metric sums (measured with the weights before
+    the step)."""
 
     def objective(params: Params) -> tuple[jax.Array, dict[str, jax.Array]]:
-        sums = batch_sums(run, params, batch, key)
+        sums = batch_sums(run, params, batch, key, epoch)
         return sums["loss"] / jnp.sum(batch.weight), sums
 
     grads, sums = jax.grad(objective, has_aux=True)(params)
@@ -123,10 +130,12 @@ def step(
     return optax.apply_updates(params, updates), opt_state, sums
 
 
-def evaluate(run: Run, params: Params, x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-    """Each metric's mean over all of (x, y)."""
+def evaluate(
+    run: Run, params: Params, x: jax.Array, y: jax.Array, key: jax.Array | None = None
+) -> dict[str, jax.Array]:
+    """Each metric's mean over all of (x, y) (`key`: for an objective that needs one)."""
     weight = jnp.ones(x.shape[:1], jnp.float32)
-    sums = batch_sums(run, params, Batch(x, y, weight), None)
+    sums = batch_sums(run, params, Batch(x, y, weight), key, None)
     return {k: v / jnp.float32(x.shape[0]) for k, v in sums.items()}
 
 
@@ -150,24 +159,42 @@ def train_epoch(run: Run, state: State, data: Dataset) -> tuple[State, dict[str,
     order = epoch_order(jax.random.fold_in(state.shuffle_key, state.epoch), n, run.shuffle)
     batches = epoch_batches(run, order, data.x_train, data.y_train)
     steps = batches.weight.shape[0]
-    epoch_noise = (
-        jax.random.fold_in(state.noise_key, state.epoch) if run.objective.needs_key else None
-    )
 
     def one_step(carry: tuple, inputs: tuple) -> tuple[tuple, dict[str, jax.Array]]:
         params, opt_state = carry
         i, batch = inputs
-        key = None if epoch_noise is None else jax.random.fold_in(epoch_noise, i)
-        params, opt_state, sums = step(run, params, opt_state, batch, key)
+        key = noise_key(run, state.noise_key, state.epoch, i)
+        params, opt_state, sums = step(run, params, opt_state, batch, key, state.epoch)
         return (params, opt_state), sums
 
     (params, opt_state), sums = jax.lax.scan(
         one_step, (state.params, state.opt_state), (jnp.arange(steps), batches)
     )
-    val = evaluate(run, params, data.x_val, data.y_val)
+    val_key = noise_key(run, state.noise_key, state.epoch, VALIDATION_STEP)
+    val = evaluate(run, params, data.x_val, data.y_val, val_key)
     row = {m: jnp.sum(sums[m]) / jnp.float32(n) for m in run.metric_names}
     row |= {f"val_{m}": val[m] for m in run.metric_names}
     return state._replace(params=params, opt_state=opt_state, epoch=state.epoch + 1), row
+
+
+# Keys of the evaluations, beyond any epoch's steps: the validation after an epoch, and the
+# training set's evaluation with the final weights (at the last epoch's index).
+VALIDATION_STEP = 2**31 - 1
+FINAL_TRAIN_STEP = 2**31 - 2
+
+
+def noise_key(run: Run, noise: jax.Array, epoch: jax.Array, i: Any) -> jax.Array | None:
+    """Step i's key in epoch `epoch` (from 0): fold_in(fold_in(noise, epoch), i), for objectives
+    that need one, else None."""
+    if not run.objective.needs_key:
+        return None
+    return jax.random.fold_in(jax.random.fold_in(noise, epoch), i)
+
+
+def evaluate_final_train(run: Run, state: State, data: Dataset) -> dict[str, jax.Array]:
+    """Each metric's mean over the training set with the weights `state` ends with."""
+    key = noise_key(run, state.noise_key, state.epoch - 1, FINAL_TRAIN_STEP)
+    return evaluate(run, state.params, data.x_train, data.y_train, key)
 
 
 def train_epochs(

@@ -30,7 +30,7 @@ from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine import lanes
-from kldiv.engine.run import Run, State, evaluate, init, train_epochs
+from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
 from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
 from kldiv.objectives import FULL_SUPPORT_LOSSES, final_keys, history_keys
@@ -102,7 +102,7 @@ def _generic_epochs(
 ) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
     epochs = functools.partial(train_epochs, run, data=data, n_epochs=n_epochs)
     state, history = jax.vmap(epochs)(state)
-    on_train = jax.vmap(lambda p: evaluate(run, p, data.x_train, data.y_train))(state.params)
+    on_train = jax.vmap(lambda s: evaluate_final_train(run, s, data))(state)
     return state, history, on_train
 
 
@@ -493,9 +493,13 @@ def train(
         {k: np.concatenate([o[i][k] for o in outs])[keep] for k in outs[0][i]} for i in (1, 2)
     )
     diverged = _diverged(history, final, params, config.epochs)
-    truth = run.objective.evaluation_targets
-    sets = {"train": (data.x_train, truth(data.y_train)), "test": (data.x_val, truth(data.y_val))}
-    final |= shared_metrics(run.model, params, sets)
+    if run.objective.classifies:
+        truth = run.objective.evaluation_targets
+        sets = {
+            "train": (data.x_train, truth(data.y_train)),
+            "test": (data.x_val, truth(data.y_val)),
+        }
+        final |= shared_metrics(run.model, params, sets)
     return TrainResult(
         seeds=seed_array.astype(np.int64),
         params=params,
