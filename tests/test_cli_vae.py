@@ -75,10 +75,27 @@ def test_saved_model_encodes_and_decodes_as_trained(vae_dir):
         load_model(vae_dir)
 
 
-def test_predict_on_a_vae_is_one_line(cli, vae_dir, tmp_path):
-    code, out, err = cli(["predict", "--run", str(vae_dir), "--data", "digits"])
-    assert code != 0 and out == ""
-    assert err.count("\n") == 1 and "expected a classifier, got a VAE" in err
+def test_predict_encodes_with_one_seed(cli, vae_dir, tmp_path):
+    import csv
+
+    from kldiv.data.digits import FEATURE_NAMES, load_digits
+
+    x = load_digits()[0][:7]
+    data = tmp_path / "rows.csv"
+    lines = [",".join(FEATURE_NAMES)] + [",".join(str(int(v)) for v in row) for row in x]
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "z.csv"
+    args = ["predict", "--run", str(vae_dir), "--data", str(data)]
+    code, _, err = cli([*args, "--seed", "2", "--out", str(out), "--quiet"])
+    assert code == 0, err
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["z_mean_0", "z_mean_1", "z_log_variance_0", "z_log_variance_1"]
+    values = np.array(rows[1:], dtype=np.float64)
+    mean, log_var = load_vae(vae_dir).encode(x)
+    np.testing.assert_array_equal(values, np.concatenate([mean[2], log_var[2]], axis=1))
+    code, out_text, err = cli([*args, "--ensemble"])
+    assert code == 2 and out_text == "" and err.count("\n") == 1
+    assert "--ensemble: expected --seed S for a VAE" in err
 
 
 def test_averaged_reconstruction_states_its_effective_beta(cli, tmp_path):

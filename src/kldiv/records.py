@@ -454,6 +454,20 @@ class SavedModel:
         return probabilities(self.model, self.params, inputs)
 
 
+def model_kind(path: Path) -> str:
+    """ "classifier" or "vae": what the model of a run directory is.
+
+    Raises:
+      ValueError: `path` holds no kldiv model (the message names the file).
+    """
+    meta = _model_metadata(Path(path) / "model.safetensors")
+    try:
+        record = json.loads(meta.get("kldiv_model", "{}"))
+    except ValueError:
+        return "classifier"  # load_model names what is wrong with it
+    return "vae" if isinstance(record, dict) and record.get("kind") == "vae" else "classifier"
+
+
 class _NotAClassifier(Exception):
     pass
 

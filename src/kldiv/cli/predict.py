@@ -4,6 +4,10 @@ The output has one row per input row: `p_<class>` for every class (the probabili
 the shortest decimal that reads back as the same float64), then `predicted` (the class name of the
 most probable class, the first on ties). A run of several seeds predicts with one of them
 (`--seed`) or with their average (`--ensemble`: the mean of the seeds' probabilities).
+
+For a VAE's run directory (`kldiv vae`) it encodes instead: `z_mean_<j>` and
+`z_log_variance_<j>` of the posterior for every latent dimension j, from one seed (latent codes
+of different seeds are not aligned, so there is no ensemble).
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ from kldiv.cli import guard, options
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="class probabilities of a saved run's model for new rows, as CSV",
+        help="class probabilities of a saved run's model for new rows (a VAE's latent code), "
+        "as CSV",
         description="Read a run directory's model (weights, input columns, classes, "
         "standardization), predict every row of --data and write one CSV row per input: the "
-        "probability of each class (p_<class>) and the predicted class.",
+        "probability of each class (p_<class>) and the predicted class. For a VAE (kldiv vae): "
+        "the posterior's mean and log-variance per latent dimension (z_mean_<j>, "
+        "z_log_variance_<j>).",
     )
-    p.add_argument("--run", type=Path, required=True, help="a run directory written by kldiv run")
+    p.add_argument(
+        "--run", type=Path, required=True, help="a run directory written by kldiv run or kldiv vae"
+    )
     p.add_argument(
         "--data",
         required=True,
@@ -141,9 +150,11 @@ def command(args: argparse.Namespace, console: Any) -> int:
     import dataclasses
 
     from kldiv.data import load_features
-    from kldiv.records import load_model
+    from kldiv.records import load_model, model_kind
 
     try:
+        if model_kind(args.run) == "vae":
+            return _encode(args, console)
         saved = load_model(args.run)
     except ValueError as err:
         raise ConfigError(
@@ -163,10 +174,45 @@ def command(args: argparse.Namespace, console: Any) -> int:
             f"expected inputs the model gives finite probabilities for, got {bad.size} input "
             f"row(s) whose outputs overflow (data rows {rows}, counted from 1)",
         )
-    text = predictions_csv(probabilities, saved.class_names)
+    return _output(args, console, predictions_csv(probabilities, saved.class_names), x.shape[0])
+
+
+def _output(args: argparse.Namespace, console: Any, text: str, rows: int) -> int:
     if args.out is None:
         _print(text)
         return 0
     guard.save(args.out, _write, text)
-    console.info(f"{x.shape[0]} predictions saved to {args.out}")
+    console.info(f"{rows} predictions saved to {args.out}")
     return 0
+
+
+def latent_csv(mean: np.ndarray, log_variance: np.ndarray) -> str:
+    """(rows, latent) posterior means and log-variances -> CSV text, `z_mean_<j>` then
+    `z_log_variance_<j>` columns, floats in their shortest round-trip form."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    latent = range(mean.shape[1])
+    writer.writerow([*(f"z_mean_{j}" for j in latent), *(f"z_log_variance_{j}" for j in latent)])
+    for m, v in zip(mean, log_variance, strict=True):
+        writer.writerow([repr(float(a)) for a in (*m, *v)])
+    return out.getvalue()
+
+
+def _encode(args: argparse.Namespace, console: Any) -> int:
+    """`predict` of a VAE's run directory: the posterior of one seed for every row."""
+    from kldiv.data import load_features
+    from kldiv.vae import load_vae
+
+    saved = load_vae(args.run)
+    if args.ensemble:
+        raise ConfigError(
+            "--ensemble",
+            "expected --seed S for a VAE (the latent codes of different seeds are not aligned, "
+            "so they do not average), got --ensemble",
+        )
+    (run,) = _runs(saved, args)
+    if args.out is not None:
+        _check_new_file(args.out)
+    x = load_features(args.data, saved.feature_names, field="--data")
+    mean, log_variance = saved.encode(x)
+    return _output(args, console, latent_csv(mean[run], log_variance[run]), x.shape[0])

@@ -15,6 +15,7 @@ import numpy as np
 from kldiv.cli import guard, options
 
 TRAVERSE_STEPS = 9
+REDUCED = {"sum": "summed", "mean": "averaged"}
 # Folded into the seed for the figure's draws from the prior, apart from training's keys.
 PRIOR_SAMPLES_STREAM = 0x5A3
 
@@ -149,11 +150,10 @@ def header_line(exp: Any, model: Any, scaling: Any) -> str:
     schedule = (f", warm-up over {vae.warmup} epochs" if vae.warmup else "") + (
         f", free bits {vae.free_bits:g} nats" if vae.free_bits else ""
     )
-    reduced = {"sum": "summed", "mean": "averaged"}
     return (
         f"VAE {enc}-({vae.latent})-{dec}, {vae.decoder} decoder on {values}; loss: "
-        f"reconstruction {reduced[vae.reconstruction]} + {vae.beta:g} x KL "
-        f"{reduced[vae.kl]}{schedule}: effective beta {vae.effective_beta(p):g}"
+        f"reconstruction {REDUCED[vae.reconstruction]} + {vae.beta:g} x KL "
+        f"{REDUCED[vae.kl]}{schedule}: effective beta {vae.effective_beta(p):g}"
     )
 
 
@@ -316,8 +316,8 @@ def command(args: argparse.Namespace, console: Any) -> int:
     beta_eff = vae.effective_beta(run.model.n_inputs)
     if beta_eff != vae.beta:
         guard.stderr(
-            f"kldiv vae: warning: with the reconstruction {vae.reconstruction}-reduced and the KL "
-            f"{vae.kl}-reduced, the KL weighs {beta_eff:g} times the reconstruction, not "
+            f"kldiv vae: warning: with the reconstruction {REDUCED[vae.reconstruction]} and the "
+            f"KL {REDUCED[vae.kl]}, the KL weighs {beta_eff:g} times the reconstruction, not "
             f"{vae.beta:g} (the effective beta)"
         )
     if summary.collapsed.any():
