@@ -50,7 +50,9 @@ def test_report_names_the_bound_its_terms_and_the_latent_code(cli, tmp_path):
         metrics["test_kl"][0], metrics["test_kl_0"][0] + metrics["test_kl_1"][0], rtol=1e-5
     )
     names = {p.name for p in path.iterdir()}
-    assert {"curves.png", "images.png", "latent.json", "model.safetensors"} <= names
+    assert {"curves.png", "images.png", "latent.json", "model.safetensors", "report.html"} <= names
+    page = (path / "report.html").read_text()
+    assert lines[1] in page and "Per seed" in page and "data:image/png;base64," in page
     assert path.name.endswith("-vae")
 
 

@@ -585,6 +585,7 @@ def html_report(
     stats: ComparisonStats | None = None,
     figures: Mapping[str, bytes] | None = None,
     summary: str | None = None,
+    tables: Sequence[Table] = (),
 ) -> str:
     """One self-contained HTML5 page: title, command, summary, statistics, theory note, figures,
     config.
@@ -598,6 +599,7 @@ def html_report(
       figures: caption -> PNG bytes, embedded as data: URIs in this order.
       summary: text shown before the statistics, paragraphs separated by blank lines (e.g. a
         verdict in words); None for none.
+      tables: more results (e.g. per seed), shown after the statistics.
 
     Returns:
       The page; every text is escaped with `html.escape`, and nothing is loaded from elsewhere.
@@ -617,6 +619,8 @@ def html_report(
         if note:
             paragraphs = note.strip().split("\n\n")
             parts += ["<h2>Theory</h2>", *(f"<p>{e(p)}</p>" for p in paragraphs)]
+    if tables:
+        parts += ["<h2>Per seed</h2>", *(html_table(t) for t in tables)]
     if figures:
         parts += ["<h2>Figures</h2>", *(_figure(name, png) for name, png in figures.items())]
     config_json = json.dumps(to_jsonable(config), indent=2)

@@ -195,6 +195,34 @@ def summary_lines(
     return lines
 
 
+def seeds_table(
+    seeds: np.ndarray, final: dict[str, np.ndarray], summary: Any, iwae: np.ndarray | None
+) -> Any:
+    """Per seed: the test -ELBO, its terms, the bound, active dimensions and collapse."""
+    from kldiv.report import Table
+
+    rows = []
+    for i, seed in enumerate(seeds):
+        rows.append(
+            (
+                str(int(seed)),
+                *(f"{final[f'test_{m}'][i]:.3f}" for m in ("neg_elbo", "reconstruction", "kl")),
+                "" if iwae is None else f"{iwae[i]:.3f}",
+                str(int(summary.active_by_kl[i])),
+                str(int(summary.active_by_variance[i])),
+                "yes" if summary.collapsed[i] else "no",
+            )
+        )
+    columns = ("seed", "-ELBO", "reconstruction", "KL", "bound", "active (KL)", "active (var)")
+    return Table(
+        "Test set, nats per example",
+        (*columns, "collapsed"),
+        tuple(rows),
+        notes=("bound: the importance-weighted bound on -log p(x)",),
+        label_columns=1,
+    )
+
+
 def _figures(result: Any, run: Any, data: Any, title: str, healthy: np.ndarray) -> dict:
     """PNG bytes by file name: curves.png, and images.png for square images (first healthy run)."""
     import jax
@@ -246,6 +274,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv.engine import train
     from kldiv.engine.run import Run
     from kldiv.records import save_run
+    from kldiv.report import html_report
     from kldiv.vae import importance_weighted_bound, latent_summary, prepare, vae_record
 
     exp = _experiment(args)
@@ -297,7 +326,19 @@ def command(args: argparse.Namespace, console: Any) -> int:
         "importance_samples": args.iwae,
         "effective_beta": exp.train.vae.effective_beta(run.model.n_inputs),
     }
-    files = pngs | {"latent.json": (json.dumps(latent_json, indent=2) + "\n").encode()}
+    lines = [header, *summary_lines(pick, summary, iwae, exp.train.vae.latent)]
+    page = html_report(
+        title=title,
+        command=guard.command_line(),
+        config=exp.to_dict(),
+        figures={name.removesuffix(".png"): png for name, png in pngs.items()},
+        summary="\n\n".join(lines),
+        tables=[seeds_table(result.seeds[healthy], pick, summary, iwae)],
+    )
+    files = pngs | {
+        "latent.json": (json.dumps(latent_json, indent=2) + "\n").encode(),
+        "report.html": page.encode(),
+    }
     path = guard.save(
         args.out,
         save_run,
@@ -325,8 +366,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
             f"kldiv vae: warning: {int(summary.collapsed.sum())} of {summary.collapsed.size} "
             "runs collapsed: no latent dimension carries information, the decoder ignores the code"
         )
-    console.result(header)
-    for line in summary_lines(pick, summary, iwae, vae.latent):
+    for line in lines:
         console.result(line)
     console.info(f"run saved to {path}")
     return 0
