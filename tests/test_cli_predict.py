@@ -191,3 +191,12 @@ def test_a_run_saved_before_model_records_is_refused_clearly(saved_run, tmp_path
     save_file(load_file(str(path / "model.safetensors")), str(old / "model.safetensors"), meta)
     code, _, err = cli(["predict", "--run", str(old), "--data", "x.csv", "--seed", "0"])
     assert code == 2 and "older kldiv" in err and err.count("\n") == 1
+
+
+def test_probability_columns_keep_names_that_already_say_p():
+    from kldiv.cli.predict import probability_columns
+
+    assert probability_columns(("0", "cat")) == ["p_0", "p_cat"]
+    assert probability_columns(("p_cat", "p_dog")) == ["p_cat", "p_dog"]
+    # kept names would collide with a prefixed one: every name is prefixed
+    assert probability_columns(("p_a", "a")) == ["p_p_a", "p_a"]

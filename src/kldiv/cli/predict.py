@@ -1,7 +1,8 @@
 """`kldiv predict`: class probabilities of a saved run's model for new rows, as CSV.
 
 The output has one row per input row: `p_<class>` for every class (the probability, written with
-the shortest decimal that reads back as the same float64), then `predicted` (the class name of the
+the shortest decimal that reads back as the same float64; a model trained on probability columns
+named `p_...` keeps their names), then `predicted` (the class name of the
 most probable class, the first on ties). A run of several seeds predicts with one of them
 (`--seed`) or with their average (`--ensemble`: the mean of the seeds' probabilities).
 
@@ -65,12 +66,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="print nothing but the predictions")
 
 
+def probability_columns(class_names: tuple[str, ...]) -> list[str]:
+    """`p_<class>` per class; names that already start with `p_` (a model trained on probability
+    columns such as `p_cat`) are kept, unless that would make two columns alike."""
+    kept = [n if n.startswith("p_") else f"p_{n}" for n in class_names]
+    if len(set(kept)) == len(kept) and "predicted" not in kept:
+        return kept
+    return [f"p_{n}" for n in class_names]
+
+
 def predictions_csv(probabilities: np.ndarray, class_names: tuple[str, ...]) -> str:
     """(rows, classes) float64 probabilities -> CSV text with a header, `p_<class>` columns and
     `predicted`; floats as `repr` (shortest round-trip form), so reading them back is exact."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*(f"p_{name}" for name in class_names), "predicted"])
+    writer.writerow([*probability_columns(class_names), "predicted"])
     predicted = probabilities.argmax(axis=1)
     for row, k in zip(probabilities, predicted, strict=True):
         writer.writerow([*(repr(float(v)) for v in row), class_names[k]])
