@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog = f"kldiv {args.command}"
             empty = guard.empty_path_flag(argv)
             if empty:
-                directory = empty == "--out" and args.command != "predict"
+                directory = empty == "--out" and args.command not in ("predict", "export")
                 what = "a directory" if directory else "a file"
                 raise options.UsageError(f"{prog}: error: {empty}: expected {what}, got ''")
             console = Console(quiet=getattr(args, "quiet", False))

@@ -10,7 +10,6 @@ stored with their epoch and named in the summary, never an error.
 from __future__ import annotations
 
 import argparse
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -181,16 +180,12 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
     from kldiv.engine.runner import check
     from kldiv.experiment import Experiment
-    from kldiv.sweep.store import create_sweep, read_plan
+    from kldiv.sweep.store import create_sweep, read_data, read_plan
 
     if args.resume is not None:
         _refuse_plan_flags(args)
         plan, record = read_plan(args.resume)
-        data = ex.load(Experiment(data=plan.data))
-        if record.get("data_files") != json.loads(json.dumps(data.fingerprint)):
-            raise ConfigError(
-                "resume", "expected the data the sweep started with; its files changed"
-            )
+        data = read_data(plan, record)
         directory = Path(args.resume)
     else:
         if not args.grid and args.config is None:
@@ -261,14 +256,10 @@ def _run_and_summarize(
 def _summary(
     args: argparse.Namespace, console: Any, plan: Any, data: Any, directory: Path, runs: Any
 ) -> int:
-    from kldiv.failures import chance_accuracy
-    from kldiv.sweep.summary import configuration_table, summarize
+    from kldiv.sweep.summary import configuration_table, summarize_with
 
-    n_rows = {"train": data.dataset.x_train.shape[0], "test": data.dataset.x_val.shape[0]}
     try:
-        summary = summarize(
-            runs, chance=chance_accuracy(data.labels_train), n_rows=n_rows, margins=margins(args)
-        )
+        summary = summarize_with(runs, data, margins=margins(args))
     except ValueError as err:
         raise guard.RunFailed(str(err)) from None
     table = configuration_table(summary, runs)
