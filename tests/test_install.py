@@ -1,7 +1,10 @@
 """What `pip install kldiv` pulls: the installed distributions' own metadata walked from kldiv's
 requirements, so a heavy optional package (Ray, pyarrow, MLflow) reached through any dependency
-of the base install is caught, not only one listed in pyproject.toml."""
+of the base install is caught, not only one listed in pyproject.toml; and the command line imports
+none of them until a command needs one."""
 
+import subprocess
+import sys
 from importlib import metadata
 
 from packaging.requirements import Requirement
@@ -46,3 +49,13 @@ def test_the_base_install_pulls_no_optional_extra():
 def test_each_extra_pulls_its_packages():
     for extra, packages in OPTIONAL.items():
         assert packages <= closure((extra,)), extra
+
+
+def test_the_command_line_loads_no_extra_until_an_export_asks_for_it():
+    code = (
+        "import sys; from kldiv.cli.main import build_parser; build_parser();"
+        "import kldiv.cli.export, kldiv.sweep.export, kldiv.sweep.tracking;"
+        "print([m for m in ('pyarrow', 'mlflow', 'sqlalchemy', 'ray') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

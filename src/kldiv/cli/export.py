@@ -149,6 +149,7 @@ def _to_file(args: argparse.Namespace, console: Any) -> int:
 
 
 def _to_mlflow(args: argparse.Namespace, console: Any, plan: Any, record: Any, uri: str) -> int:
+    from kldiv.cli.sweep import resume_command
     from kldiv.sweep.store import Store, read_data
     from kldiv.sweep.summary import summarize_with
     from kldiv.sweep.tracking import log_runs, run_records
@@ -170,7 +171,7 @@ def _to_mlflow(args: argparse.Namespace, console: Any, plan: Any, record: Any, u
         raise ConfigError(
             "DIR",
             f"expected a finished sweep ({total} runs), got {stored} stored; "
-            f"finish it with: kldiv sweep --resume {args.sweep}",
+            f"finish it with: {resume_command(args.sweep)}",
         )
     try:
         summary = summarize_with(runs, data)
