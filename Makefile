@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 .PHONY: run test lint format clean
 
 # The base install (what `make run` needs), then the test tools and the optional extras the tests
-# start for real (Ray, and pyarrow and MLflow for `kldiv export`); each step is redone when pyproject.toml changes.
+# start for real (Ray; pyarrow and MLflow for `kldiv export`); each step is redone when
+# pyproject.toml changes.
 $(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -176,6 +176,7 @@ def test_a_missing_extra_is_one_line_naming_it(cli, fresh, monkeypatch, hidden, 
         (["--to", "mlflow", "--table", "history"], "--table: expected no --table with --to mlflow"),
         (["--to", "mlflow", "--experiment", " "], "--experiment: expected a name, got ' '"),
         (["--to", "mlflow", "--tracking-uri", ""], "--tracking-uri: expected a URI, got ''"),
+        (["--to", "csv", "--out", ""], "--out: expected a file, got ''"),
     ],
 )
 def test_flags_of_another_format_are_refused(cli, fresh, args, message):
@@ -183,6 +184,29 @@ def test_flags_of_another_format_are_refused(cli, fresh, args, message):
     code, _, err = cli(["export", str(fresh), *args])
     assert code == 2 and err.startswith(f"kldiv export: error: {message}") and err.count("\n") == 1
     assert sorted(p.name for p in fresh.iterdir()) == before
+
+
+@pytest.mark.parametrize("uri", ["nonsense://x", "a/plain/path"])
+def test_a_tracking_uri_mlflow_cannot_open_is_one_line(cli, fresh, tmp_path, monkeypatch, uri):
+    need("mlflow", "KLDIV_REQUIRE_MLFLOW")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["export", str(fresh), "--to", "mlflow", "--tracking-uri", uri])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(
+        f"kldiv export: error: --tracking-uri: expected an MLflow tracking store, got {uri!r} ("
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name]
+
+
+@pytest.mark.parametrize(("given", "after"), [(None, "true"), ("false", "false")])
+def test_mlflow_telemetry_is_off_unless_the_environment_says(cli, fresh, monkeypatch, given, after):
+    need("mlflow", "KLDIV_REQUIRE_MLFLOW")
+    if given is None:
+        monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", given)
+    code, _, _ = cli(["export", str(fresh), "--to", "mlflow", "--tracking-uri", "nonsense://x"])
+    assert code == 2 and os.environ["MLFLOW_DISABLE_TELEMETRY"] == after
 
 
 def test_mlflow_runs_hold_the_summary_numbers(cli, fresh, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ def _require(fmt: str, tracking_uri: str) -> None:
         if scheme in _SQL_SCHEMES:
             for module in ("sqlalchemy", "alembic"):
                 _import(module, "tracking_uri", scheme, "mlflow")
+        # MLflow sends usage telemetry unless told not to; a local export sends nothing unless
+        # the user's environment says otherwise
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         _import("mlflow", "to", fmt, "mlflow")
 
 

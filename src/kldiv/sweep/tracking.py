@@ -160,13 +160,14 @@ def log_runs(
     assert len(identity) == 1, identity
     (identity_value,) = identity
     with _quiet_mlflow():
-        client = MlflowClient(tracking_uri=tracking_uri)
         try:
+            client = MlflowClient(tracking_uri=tracking_uri)
             found = client.get_experiment_by_name(experiment)
         except MlflowException as err:
-            first = str(err.message).strip().splitlines()[0]
+            reason = str(err.message).strip().splitlines()[0].split(". ")[0].strip()
             raise ConfigError(
-                "tracking-uri", f"expected an MLflow store, got {tracking_uri!r} ({first})"
+                "tracking-uri",
+                f"expected an MLflow tracking store, got {tracking_uri!r} ({reason})",
             ) from None
         if found is not None and found.lifecycle_stage != "active":
             raise ConfigError(
