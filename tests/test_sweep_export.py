@@ -322,3 +322,33 @@ def test_mlflow_refuses_an_unfinished_sweep(cli, fresh):
         f"finish it with: kldiv sweep --resume {fresh}\n"
     )
     assert not (fresh / "mlflow.db").exists()
+
+
+def test_mlflow_and_resume_refuse_data_that_changed_since_the_sweep(cli, tmp_path):
+    need("mlflow", "KLDIV_REQUIRE_MLFLOW")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.csv"
+    rows = [
+        f"{float(a)!r},{float(b)!r},{i % 3}" for i, (a, b) in enumerate(rng.normal(size=(60, 2)))
+    ]
+    data.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    args = ["sweep", "--grid", "learning_rate=0.01,0.1", "--seeds", "2", "--epochs", "2"]
+    code, _, err = cli([*args, "--data", str(data), "--out", str(tmp_path), "--no-plot"])
+    assert code == 0, err
+    (directory,) = tmp_path.glob("*-sweep")
+    data.write_text(data.read_text().replace(",0\n", ",1\n", 1))
+    code, _, err = cli(["export", str(directory), "--to", "mlflow"])
+    assert err == (
+        "kldiv export: error: DIR: expected the data the sweep started with; its files changed\n"
+    )
+    assert code == 2 and not (directory / "mlflow.db").exists()
+    code, _, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 2 and err == (
+        "kldiv sweep: error: --resume: expected the data the sweep started with; its files changed\n"
+    )
+    data.unlink()
+    code, _, err = cli(["export", str(directory), "--to", "mlflow"])
+    assert code == 2 and err.startswith(
+        "kldiv export: error: DIR: expected the sweep's data to be readable ("
+    )
+    assert err.count("\n") == 1

@@ -4,8 +4,8 @@ The sweep directory is created (with its plan and an empty store) before anythin
 path is printed first; every finished task is committed to the store at once, so an interrupted
 sweep (Ctrl-C, a signal, kill -9, a lost machine) keeps every task it finished and
 `kldiv sweep --resume DIR` trains only what is missing; interrupted by a signal, it says so and
-prints that command. Diverged runs are results: they are
-stored with their epoch and named in the summary, never an error.
+prints that command. Diverged runs are results: they are stored with their epoch and named in the
+summary, never an error.
 """
 
 from __future__ import annotations
