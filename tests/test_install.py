@@ -29,7 +29,11 @@ def closure(extras: tuple[str, ...] = ()) -> set[str]:
         if (name, wanted) in visited:
             continue
         visited.add((name, wanted))
-        for text in metadata.requires(name) or []:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:  # an extra not installed here: its name is enough
+            requires = []
+        for text in requires:
             req = Requirement(text)
             applies = req.marker is None or any(
                 req.marker.evaluate({"extra": e}) for e in ("", *wanted)
