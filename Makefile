@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 .PHONY: run test lint format clean
 
 # The base install (what `make run` needs), then the test tools and the optional extras the tests
-# start for real (Ray); each step is redone when pyproject.toml changes.
+# start for real (Ray; pyarrow and MLflow for `kldiv export`); each step is redone when
+# pyproject.toml changes.
 $(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -14,7 +15,7 @@ $(VENV)/.installed-base: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-base
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,parquet,mlflow]'
 	touch $@
 
 run: $(VENV)/.installed-base

@@ -195,3 +195,35 @@ def test_kill_9_mid_sweep_then_resume_loses_and_duplicates_nothing(cli, tmp_path
     code, text, _ = cli(["sweep", "--resume", str(directory), "--no-plot"])
     assert code == 0 and "to train" not in text
     assert sorted(directory.glob("*-summary")) == summaries and len(summaries) == 1
+
+
+def test_an_interrupted_sweep_says_how_to_resume_it(cli, tmp_path, monkeypatch):
+    real = Store.add
+    calls = []
+
+    def add(self, result, backend):
+        chunk = real(self, result, backend)
+        calls.append(chunk)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+        return chunk
+
+    monkeypatch.setattr(Store, "add", add)
+    args = ["sweep", *GRID, "--seeds", "4", "--chunk", "1", "--epochs", "2", "--no-plot"]
+    code, _, err = cli([*args, "--out", str(tmp_path / "has space")])
+    directory = sweep_dir(tmp_path / "has space")
+    assert code == 143
+    assert err == (
+        f"kldiv sweep: interrupted by SIGTERM; the finished work is kept in {directory}; "
+        f"resume with: kldiv sweep --resume '{directory}'\n"
+    )
+    assert _count(directory / "results.sqlite") > 0 and not list(directory.glob("*-summary"))
+
+    # interrupted again while resuming: the same advice; then the advice, followed, finishes it
+    calls.clear()
+    code, _, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 143 and err.endswith(f"resume with: kldiv sweep --resume '{directory}'\n")
+    monkeypatch.setattr(Store, "add", real)
+    code, out, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0, err
+    assert _count(directory / "results.sqlite") == 4 * 4 and "winner: " in out

@@ -40,6 +40,9 @@ class Interrupted(KeyboardInterrupt):
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 received: list[int] = []  # signals received while a command runs, in order
 saved: list[Path] = []  # the directory the command saved, once it is in place
+# (where its finished work is kept, the command that continues it), once an interrupted command
+# could be continued (a sweep whose directory exists)
+resumable: list[tuple[Path, str]] = []
 
 
 def on_signal(signum: int, _frame: Any) -> None:
@@ -59,9 +62,10 @@ def check_interrupted() -> None:
 @contextlib.contextmanager
 def signal_handlers() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise `Interrupted` while the block runs (main thread only);
-    `received` and `saved` start empty."""
+    `received`, `saved` and `resumable` start empty."""
     received.clear()
     saved.clear()
+    resumable.clear()
     previous = {}
     hook = sys.unraisablehook
     sys.unraisablehook = _quiet_interrupts(hook)

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog = f"kldiv {args.command}"
             empty = guard.empty_path_flag(argv)
             if empty:
-                directory = empty == "--out" and args.command != "predict"
+                directory = empty == "--out" and args.command not in ("predict", "export")
                 what = "a directory" if directory else "a file"
                 raise options.UsageError(f"{prog}: error: {empty}: expected {what}, got ''")
             console = Console(quiet=getattr(args, "quiet", False))
@@ -100,11 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as err:
             signum = err.signum if isinstance(err, guard.Interrupted) else signal.SIGINT
             name = signal.Signals(signum).name
-            done = (
-                f"the results were saved to {guard.saved[0]}"
-                if guard.saved
-                else "nothing was saved"
-            )
+            if guard.resumable:
+                where, how = guard.resumable[0]
+                done = f"the finished work is kept in {where}; resume with: {how}"
+            elif guard.saved:
+                done = f"the results were saved to {guard.saved[0]}"
+            else:
+                done = "nothing was saved"
             guard.stderr(f"{prog}: interrupted by {name}; {done}")
             return 128 + signum
         except (guard.RunFailed, OSError) as err:

@@ -3,14 +3,15 @@
 The sweep directory is created (with its plan and an empty store) before anything trains, and its
 path is printed first; every finished task is committed to the store at once, so an interrupted
 sweep (Ctrl-C, a signal, kill -9, a lost machine) keeps every task it finished and
-`kldiv sweep --resume DIR` trains only what is missing. Diverged runs are results: they are
-stored with their epoch and named in the summary, never an error.
+`kldiv sweep --resume DIR` trains only what is missing; interrupted by a signal, it says so and
+prints that command. Diverged runs are results: they are stored with their epoch and named in the
+summary, never an error.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,11 @@ def _plan(args: argparse.Namespace) -> Any:
     )
 
 
+def resume_command(directory: Path) -> str:
+    """The command that continues the sweep in `directory`, quoted for a POSIX shell."""
+    return shlex.join(["kldiv", "sweep", "--resume", str(directory)])
+
+
 def _refuse_plan_flags(args: argparse.Namespace) -> None:
     parser = _PARSER[0]
     for name in _PLAN_FLAGS:
@@ -181,16 +187,12 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
     from kldiv.engine.runner import check
     from kldiv.experiment import Experiment
-    from kldiv.sweep.store import create_sweep, read_plan
+    from kldiv.sweep.store import create_sweep, read_data, read_plan
 
     if args.resume is not None:
         _refuse_plan_flags(args)
         plan, record = read_plan(args.resume)
-        data = ex.load(Experiment(data=plan.data))
-        if record.get("data_files") != json.loads(json.dumps(data.fingerprint)):
-            raise ConfigError(
-                "resume", "expected the data the sweep started with; its files changed"
-            )
+        data = read_data(plan, record)
         directory = Path(args.resume)
     else:
         if not args.grid and args.config is None:
@@ -208,6 +210,8 @@ def command(args: argparse.Namespace, console: Any) -> int:
             {"data_files": data.fingerprint},
         )
     console.info(f"sweep directory: {directory}")
+    # from here on, an interrupted sweep keeps every finished task and says how to go on
+    guard.resumable[:] = [(directory, resume_command(directory))]
     return _run_and_summarize(args, console, plan, data, directory)
 
 
@@ -249,7 +253,9 @@ def _run_and_summarize(
                             check=guard.check_interrupted,
                         )
                     except backends.TaskFailed as err:
-                        raise guard.RunFailed(f"{err}; resume with --resume {directory}") from None
+                        raise guard.RunFailed(
+                            f"{err}; resume with: {resume_command(directory)}"
+                        ) from None
                     where = info["address"] or "a local Ray instance"
                     console.info(f"ray: {where}, ray.init {info['init_seconds']:.1f} s")
         guard.check_interrupted()
@@ -261,14 +267,10 @@ def _run_and_summarize(
 def _summary(
     args: argparse.Namespace, console: Any, plan: Any, data: Any, directory: Path, runs: Any
 ) -> int:
-    from kldiv.failures import chance_accuracy
-    from kldiv.sweep.summary import configuration_table, summarize
+    from kldiv.sweep.summary import configuration_table, summarize_with
 
-    n_rows = {"train": data.dataset.x_train.shape[0], "test": data.dataset.x_val.shape[0]}
     try:
-        summary = summarize(
-            runs, chance=chance_accuracy(data.labels_train), n_rows=n_rows, margins=margins(args)
-        )
+        summary = summarize_with(runs, data, margins=margins(args))
     except ValueError as err:
         raise guard.RunFailed(str(err)) from None
     table = configuration_table(summary, runs)

@@ -6,6 +6,8 @@ on a Ray cluster, recorded in a SQLite results store that is also the resume jou
   store     the sweep directory and its results store (`create_sweep`, `Store`)
   backends  where tasks run: `local` (this process) or `ray`
   summary   statistics per configuration over the stored runs
+  export    the stored runs and histories as typed tables, written as CSV or Parquet
+  tracking  the summary as MLflow runs, one per configuration
 """
 
 from kldiv.sweep.plan import Configuration, SweepPlan, Task, tasks

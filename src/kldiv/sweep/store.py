@@ -115,6 +115,26 @@ def read_plan(path: Path) -> tuple[SweepPlan, dict[str, Any]]:
         raise ConfigError("resume", f"{str(config)!r}: expected a sweep's plan ({err})") from None
 
 
+def read_data(plan: SweepPlan, record: Mapping[str, Any]) -> Any:
+    """The data the sweep trained on (`kldiv.experiment.load` of its plan), checked against the
+    fingerprint the sweep recorded when it started.
+
+    Raises ConfigError("resume", ...): the data cannot be read, or its files changed.
+    """
+    from kldiv import experiment as ex
+
+    try:
+        data = ex.load(ex.Experiment(data=plan.data))
+    except ConfigError as err:
+        detail = str(err).removeprefix(f"{err.field}: ")
+        raise ConfigError(
+            "resume", f"expected the sweep's data to be readable ({detail})"
+        ) from None
+    if record.get("data_files") != json.loads(json.dumps(data.fingerprint)):
+        raise ConfigError("resume", "expected the data the sweep started with; its files changed")
+    return data
+
+
 @dataclass(frozen=True)
 class StoredRuns:
     """One configuration's stored runs, seeds in ascending order: seeds (n,) int64; final: metric

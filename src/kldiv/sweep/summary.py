@@ -127,6 +127,19 @@ def summarize(
     )
 
 
+def summarize_with(
+    runs: Mapping[str, StoredRuns], data: Any, margins: Mapping[str, float] | None = None
+) -> SweepSummary:
+    """`summarize` with the stuck rule's chance accuracy and the accuracies' denominators taken
+    from the sweep's data (`kldiv.experiment.load`'s result; `kldiv.sweep.store.read_data`)."""
+    from kldiv.failures import chance_accuracy
+
+    n_rows = {"train": data.dataset.x_train.shape[0], "test": data.dataset.x_val.shape[0]}
+    return summarize(
+        runs, chance=chance_accuracy(data.labels_train), n_rows=n_rows, margins=margins
+    )
+
+
 def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -> str:
     """One line per configuration (#k: its grid position, as in the figures): runs, diverged, stuck, mean and 95% t interval of the primary
     metric, its difference from the winner; the winner first, then by mean."""
