@@ -279,6 +279,13 @@ BAD = [
         r"data.csv row 3: expected 3 values .*got 2",
     ),
     (
+        "ragged row whose quoted cell spans lines: named by its first line",
+        {"data.csv": 'x,y\n1,0\n"2\n\n",3,1\n4,0\n'},
+        {},
+        "source",
+        r"data.csv row 3: expected 2 values .*got 3",
+    ),
+    (
         "ragged after a blank line",
         {"data.csv": "x1,x2,y\n1,2,0\n\n3,4,1,5\n"},
         {},

@@ -62,7 +62,7 @@ def _oracle(model, params, x, key, decoder="bernoulli"):
 def test_metrics_match_float64_formulas(batch, decoder):
     model, params = _model_and_params(decoder)
     key = jax.random.key(7)
-    objective = VariationalBound(LATENT, decoder=decoder)
+    objective = VariationalBound(VAEConfig(LATENT, decoder=decoder))
     got = objective(model, params, jnp.asarray(batch), jnp.asarray(batch), key, None)
     rec, kl = _oracle(model, params, batch, key, decoder)
     np.testing.assert_allclose(got["reconstruction"], rec, rtol=2e-5, atol=1e-5)
@@ -86,7 +86,7 @@ def test_reductions_free_bits_and_warmup_give_the_stated_loss(batch):
         (dict(beta=4.0), rec + 4.0 * kl.sum(1)),
     ]
     for fields, expected in cases:
-        got = VariationalBound(LATENT, **fields)(model, params, x, x, key, None)["loss"]
+        got = VariationalBound(VAEConfig(LATENT, **fields))(model, params, x, x, key, None)["loss"]
         np.testing.assert_allclose(got, expected, rtol=2e-5, err_msg=str(fields))
         # the reductions' effect is the effective beta: R + beta_eff K, up to a constant factor
         config = VAEConfig(latent=LATENT, **{k: v for k, v in fields.items() if k != "free_bits"})
@@ -95,7 +95,7 @@ def test_reductions_free_bits_and_warmup_give_the_stated_loss(batch):
             np.testing.assert_allclose(
                 scale * np.asarray(got), rec + config.effective_beta(P) * kl.sum(1), rtol=2e-5
             )
-    warm = VariationalBound(LATENT, beta=2.0, warmup=4)
+    warm = VariationalBound(VAEConfig(LATENT, beta=2.0, warmup=4))
     for epoch, weight in ((0, 0.0), (1, 0.5), (2, 1.0), (4, 2.0), (9, 2.0)):
         got = warm(model, params, x, x, key, jnp.int32(epoch))["loss"]
         np.testing.assert_allclose(got, rec + weight * kl.sum(1), rtol=2e-5)
@@ -108,8 +108,8 @@ def test_free_bits_stop_the_gradient_of_dimensions_below_the_floor(batch):
     key = jax.random.key(3)
     _, kl = _oracle(model, params, batch, key)
     floor = float(kl.max()) + 1.0  # above every dimension's KL: the KL term is constant
-    with_floor = VariationalBound(LATENT, free_bits=floor)
-    rec_only = VariationalBound(LATENT, beta=1e-30)
+    with_floor = VariationalBound(VAEConfig(LATENT, free_bits=floor))
+    rec_only = VariationalBound(VAEConfig(LATENT, beta=1e-30))
 
     def grad(objective):
         return jax.grad(lambda p: objective(model, p, x, x, key, None)["loss"].sum())(params)
@@ -122,8 +122,8 @@ def test_free_bits_stop_the_gradient_of_dimensions_below_the_floor(batch):
 
 def test_bernoulli_targets_outside_the_unit_interval_are_refused():
     with pytest.raises(ConfigError, match=r"^decoder: expected targets in \[0, 1\]"):
-        VariationalBound(2).check_targets(np.array([[0.0, 1.5]]))
-    VariationalBound(2, decoder="gaussian").check_targets(np.array([[0.0, 1.5]]))
+        VariationalBound(VAEConfig(2)).check_targets(np.array([[0.0, 1.5]]))
+    VariationalBound(VAEConfig(2, decoder="gaussian")).check_targets(np.array([[0.0, 1.5]]))
 
 
 def test_config_is_validated():

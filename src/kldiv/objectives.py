@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kldiv.checks import ConfigError
+from kldiv.config import VAEConfig
 from kldiv.gaussian import gaussian_kl_divergence
 from kldiv.losses import get_distillation_loss, get_loss
 from kldiv.model import MLP, VAE, Params
@@ -37,8 +38,24 @@ from kldiv.model import MLP, VAE, Params
 FULL_SUPPORT_LOSSES = frozenset({"reverse_kl"})
 
 
+class _OnLogits:
+    """An objective computed from an MLP's logits alone: deterministic, the same in every epoch."""
+
+    def __call__(
+        self,
+        model: MLP,
+        params: Params,
+        x: jax.Array,
+        y: jax.Array,
+        key: jax.Array | None,
+        epoch: jax.Array | None,
+    ) -> dict[str, Any]:
+        del key, epoch
+        return self.metrics(model.apply(params, x), y)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class Classifier:
+class Classifier(_OnLogits):
     """Softmax classification against target distributions (one-hot or soft).
 
     loss: a training-loss name from `kldiv.losses.LOSSES` (canonical), applied to the logits and
@@ -83,21 +100,9 @@ class Classifier:
                 "trains only on targets with full support, such as soft labels",
             )
 
-    def __call__(
-        self,
-        model: MLP,
-        params: Params,
-        x: jax.Array,
-        y: jax.Array,
-        key: jax.Array | None,
-        epoch: jax.Array | None,
-    ) -> dict[str, Any]:
-        del key, epoch  # deterministic, the same in every epoch
-        return self.metrics(model.apply(params, x), y)
-
 
 @dataclass(frozen=True)
-class Distiller:
+class Distiller(_OnLogits):
     """A student distilled from a teacher's soft targets, mixed with (some of) the hard labels.
 
     Targets: (rows, 2K + 1) for K classes (`distillation_targets` packs them; the class axis is
@@ -187,18 +192,6 @@ class Distiller:
         if not (np.isfinite(weight).all() and (weight >= 0).all()):
             raise ValueError("targets: expected hard-label weights >= 0")
 
-    def __call__(
-        self,
-        model: MLP,
-        params: Params,
-        x: jax.Array,
-        y: jax.Array,
-        key: jax.Array | None,
-        epoch: jax.Array | None,
-    ) -> dict[str, Any]:
-        del key, epoch  # deterministic, the same in every epoch
-        return self.metrics(model.apply(params, x), y)
-
 
 @dataclass(frozen=True)
 class VariationalBound:
@@ -217,23 +210,18 @@ class VariationalBound:
     (K), and "kl_0" ... "kl_{latent-1}" (each KL_j).
     """
 
-    latent: int
-    beta: float = 1.0
-    warmup: int = 0
-    free_bits: float = 0.0
-    decoder: str = "bernoulli"
-    reconstruction: str = "sum"
-    kl: str = "sum"
+    vae: VAEConfig  # the loss's numbers and reductions
     count_metrics: ClassVar[tuple[str, ...]] = ()
     needs_key: ClassVar[bool] = True
     classifies: ClassVar[bool] = False
 
-    @classmethod
-    def of(cls, vae: Any) -> VariationalBound:
-        """From a `kldiv.config.VAEConfig`."""
-        return cls(
-            vae.latent, vae.beta, vae.warmup, vae.free_bits, vae.decoder, vae.reconstruction, vae.kl
-        )
+    @property
+    def latent(self) -> int:
+        return self.vae.latent
+
+    @property
+    def decoder(self) -> str:
+        return self.vae.decoder
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -273,9 +261,10 @@ class VariationalBound:
 
     def kl_weight(self, epoch: jax.Array | None) -> jax.Array | float:
         """beta · min(1, epoch / warmup) in training (epoch: epochs done), beta in an evaluation."""
-        if epoch is None or self.warmup == 0:
-            return self.beta
-        return self.beta * jnp.minimum(1.0, epoch.astype(jnp.float32) / self.warmup)
+        v = self.vae
+        if epoch is None or v.warmup == 0:
+            return v.beta
+        return v.beta * jnp.minimum(1.0, epoch.astype(jnp.float32) / v.warmup)
 
     def __call__(
         self,
@@ -295,11 +284,12 @@ class VariationalBound:
         rec = jnp.sum(nll, axis=-1)
         kl_dims = gaussian_kl_divergence(mean[..., None], log_var[..., None])  # (rows, latent)
         kl = jnp.sum(kl_dims, axis=-1)
-        rec_term = rec / nll.shape[-1] if self.reconstruction == "mean" else rec
+        v = self.vae
+        rec_term = rec / nll.shape[-1] if v.reconstruction == "mean" else rec
         # static: at free_bits 0 the max would halve the gradient of any KL_j that is exactly 0
-        floored = jnp.maximum(self.free_bits, kl_dims) if self.free_bits > 0 else kl_dims
+        floored = jnp.maximum(v.free_bits, kl_dims) if v.free_bits > 0 else kl_dims
         kl_term = jnp.sum(floored, axis=-1)
-        kl_term = kl_term / self.latent if self.kl == "mean" else kl_term
+        kl_term = kl_term / v.latent if v.kl == "mean" else kl_term
         out = {
             "loss": rec_term + self.kl_weight(epoch) * kl_term,
             "neg_elbo": rec + kl,
@@ -337,7 +327,7 @@ def objective_of(config: Any) -> Objective:
     """The objective a `kldiv.config.TrainConfig` trains: a `VariationalBound` for a VAE, a
     `Distiller` when it has a distillation config, else a `Classifier` with its loss."""
     if config.vae is not None:
-        return VariationalBound.of(config.vae)
+        return VariationalBound(config.vae)
     if config.distillation is not None:
         return Distiller.of(config.loss, config.distillation)
     return Classifier(config.loss)

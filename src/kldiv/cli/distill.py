@@ -41,19 +41,10 @@ def add_parser(sub: Any) -> None:
         help="the teacher: a run directory written by kldiv run, on the same features and "
         "classes as --data",
     )
-    seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed",
-        type=options.parse_seed,
-        default=None,
-        help="one student: training seed (default 0), in [0, 2**32); no scratch arm",
-    )
-    seeds.add_argument(
-        "--seeds",
-        type=options.parse_seeds,
-        default=None,
-        help="N (seeds 0..N-1), a range A-B, or a list a,b,c: distilled and from scratch on each, "
-        f"compared; at most {options.MAX_SEEDS:,} seeds",
+    options.add_seed_options(
+        p,
+        "one student: training seed (default 0), in [0, 2**32); no scratch arm",
+        "distilled and from scratch on each seed, compared",
     )
     g = p.add_argument_group("distillation")
     g.add_argument(
@@ -102,7 +93,7 @@ def _experiment(args: argparse.Namespace) -> Any:
     from kldiv.config import Distillation, TrainConfig
     from kldiv.distill import DistillExperiment
 
-    seeds = args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
+    seeds = options.seeds_of(args)
     beta = 0.5 if args.beta is None and args.direction == "jsd" else args.beta
     distillation = Distillation(
         temperature=args.temperature,

@@ -262,6 +262,29 @@ def add_training_options(
         o.add_argument(flag_of(name), dest=name, type=parse_float, default=None, help=text)
 
 
+def add_seed_options(
+    p: argparse.ArgumentParser,
+    seed_help: str = "training seed: init and shuffles (default 0), in [0, 2**32)",
+    seeds_help: str = "many runs at once",
+) -> None:
+    """--seed S or --seeds N|A-B|a,b,c (exclusive), both default None; `seeds_help` leads the
+    --seeds help, followed by its forms and the limit."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--seed", type=parse_seed, default=None, help=seed_help)
+    group.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=None,
+        help=f"{seeds_help}: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
+        f"{MAX_SEEDS:,} seeds",
+    )
+
+
+def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
+    """The seeds --seed/--seeds select: --seeds, else (--seed,), else (0,)."""
+    return args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """--data, its split, its columns, --standardize and --data-seed."""
     from kldiv.data import DEFAULT_TEST_FRAC, PROB_TOLERANCE, DataConfig

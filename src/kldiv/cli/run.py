@@ -25,20 +25,7 @@ def add_parser(sub: Any) -> None:
         default=default_loss,
         help=f"loss name ({default_loss}); one of: {', '.join(loss_names())}",
     )
-    seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed",
-        type=options.parse_seed,
-        default=None,
-        help="training seed: init and shuffles (default 0), in [0, 2**32)",
-    )
-    seeds.add_argument(
-        "--seeds",
-        type=options.parse_seeds,
-        default=None,
-        help=f"many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
-        f"{options.MAX_SEEDS:,} seeds",
-    )
+    options.add_seed_options(run)
     options.add_data_options(run)
     options.add_training_options(run)
     options.add_output_options(run)
@@ -93,7 +80,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv import experiment as ex
     from kldiv.records import save_run
 
-    seeds = args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
+    seeds = options.seeds_of(args)
     exp = options.experiment(args, args.loss, seeds)
     data = ex.load(exp)
     guard.prepare_out(args.out)

@@ -42,19 +42,8 @@ def add_parser(sub: Any) -> None:
         "runs and an importance-weighted bound; writes a run directory (history, metrics, "
         "model, figures).",
     )
-    seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed",
-        type=options.parse_seed,
-        default=None,
-        help="training seed: init, shuffles and latent samples (default 0), in [0, 2**32)",
-    )
-    seeds.add_argument(
-        "--seeds",
-        type=options.parse_seeds,
-        default=None,
-        help=f"many runs at once: N (seeds 0..N-1), a range A-B, or a list a,b,c; at most "
-        f"{options.MAX_SEEDS:,} seeds",
+    options.add_seed_options(
+        p, "training seed: init, shuffles and latent samples (default 0), in [0, 2**32)"
     )
     g = p.add_argument_group("the VAE")
     g.add_argument(
@@ -118,7 +107,6 @@ def _experiment(args: argparse.Namespace) -> Any:
     from kldiv.config import TrainConfig, VAEConfig
     from kldiv.experiment import Experiment
 
-    seeds = args.seeds if args.seeds is not None else (0 if args.seed is None else args.seed,)
     vae = VAEConfig(
         latent=args.latent,
         beta=args.beta,
@@ -135,7 +123,7 @@ def _experiment(args: argparse.Namespace) -> Any:
         optimizer=options.optimizer(args),
         vae=vae,
     )
-    return Experiment(data=options.data_config(args), train=train, seeds=seeds)
+    return Experiment(data=options.data_config(args), train=train, seeds=options.seeds_of(args))
 
 
 def header_line(exp: Any, model: Any, scaling: Any) -> str:

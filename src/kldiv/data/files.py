@@ -219,11 +219,13 @@ def parse_csv(file: DataFile, field: str) -> CsvText:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
+    start = 1  # the line a row starts on (a quoted cell may span lines; line_num is the last)
     try:
         for row in reader:
             if len(row) > 1 or (row and row[0].strip()):  # blank lines are skipped
                 rows.append(row)
-                lines.append(reader.line_num)
+                lines.append(start)
+            start = reader.line_num + 1
     except csv.Error as err:
         raise ConfigError(
             field, f"{path} row {reader.line_num}: expected CSV text, got a malformed row ({err})"

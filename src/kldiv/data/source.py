@@ -95,7 +95,7 @@ class DataConfig:
                     raise ConfigError(
                         name,
                         "blobs keep the tutorial's split (first 500 rows train, last 500 test) "
-                        f"and labels; expected no {name} with source 'blobs', "
+                        f"and labels; expected no {name} with the blobs data, "
                         f"got {getattr(self, name)!r}",
                     )
             return
