@@ -23,6 +23,62 @@ def nothing_compiled(monkeypatch):
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
+        # 0. values, choices and flags (never abbreviated: a prefix would silently run another
+        #    experiment)
+        (
+            ["run", "--epochs", "0"],
+            r"^kldiv run: error: --epochs: expected an integer >= 1, got 0$",
+        ),
+        (["run", "--epochs", "x"], r"--epochs: expected an integer, got 'x'"),
+        (
+            ["run", "--learning-rate", "abc"],
+            r"--learning-rate: expected a number, got 'abc'",
+        ),
+        (
+            ["run", "--momentum", "2"],
+            r"^kldiv run: error: --momentum: expected a number in \[0, 1\], got 2\.0$",
+        ),
+        (
+            ["run", "--loss", "nope"],
+            r"^kldiv run: error: --loss: expected one of 'ce', .*; got 'nope'$",
+        ),
+        (["run", "--seeds", "5-2"], r"--seeds: expected a count N, a range A-B"),
+        (["run", "--hidden", "50,x"], r"--hidden: expected comma-separated layer widths"),
+        (["run", "--seed", "1", "--seeds", "3"], r"not allowed with argument"),
+        (["run", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["run", "--optimizer", "lion"], r"--optimizer: invalid choice: 'lion'"),
+        (
+            ["run", "--optimizer", "adam", "--momentum", "0.5"],
+            r"^kldiv run: error: --momentum: not a hyperparameter of adam",
+        ),
+        (
+            ["run", "--weight-decay", "0.1"],
+            r"^kldiv run: error: --weight-decay: not a hyperparameter of sgd",
+        ),
+        (
+            ["run", "--optimizer", "adam", "--b1", "1"],
+            r"^kldiv run: error: --b1: expected a number in \[0, 1\)",
+        ),
+        (
+            ["run", "--learning-rate", "1e-50"],
+            r"^kldiv run: error: --learning-rate: expected a number float32 can hold",
+        ),
+        (
+            ["run", "--data-seed", "4294967296"],
+            r"^kldiv run: error: --data-seed: expected an integer in \[0, 4294967295\]",
+        ),
+        # flags are never abbreviated: a prefix would silently run another experiment
+        (["compare", "--epochs", "5", "--seed", "3"], r"unrecognized arguments: --seed 3"),
+        (["run", "--data-s", "5"], r"unrecognized arguments: --data-s 5"),
+        (["run", "--e", "3"], r"unrecognized arguments: --e 3"),
+        (["run", "--learning", "0.1"], r"unrecognized arguments: --learning 0\.1"),
+        (
+            ["compare", "--losses", "kl"],
+            r"^kldiv compare: error: --losses: expected at least two different losses",
+        ),
+        (["compare", "--losses", "kl,kld"], r"--losses: expected at least two different losses"),
+        (["compare", "--losses", "kl,nope"], r"^kldiv compare: error: --losses: expected one of"),
+        (["fly"], r"invalid choice: 'fly'"),
         # 1. seed counts are bounded before any range is built; empty loss names are named
         (["run", "--seeds", "4294967296"], r"--seeds: expected .* 1 to 1,000,000 distinct seeds"),
         (["run", "--seeds", "0-99999999999999"], r"--seeds: expected .* 1 to 1,000,000"),
@@ -107,7 +163,7 @@ def test_bad_input_is_one_line_naming_the_flag_exit_2(
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err and "Warning" not in err
     assert re.search(pattern, err.rstrip("\n")), err
-    assert re.match(r"kldiv (run|compare): error: --", err), err
+    assert re.match(r"kldiv( run| compare)?: error: ", err), err
     assert not list(tmp_path.iterdir()) and out == ""
 
 
