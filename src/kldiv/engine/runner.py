@@ -4,8 +4,8 @@ One compiled call trains one chunk of runs on each device for a block of epochs,
 concurrently; the runs of a chunk are either vmapped (the generic path, `kldiv.engine.run`) or laid
 out with the run axis last (`kldiv.engine.lanes`, for the configurations it supports on CPU).
 A seed's result never depends on the other seeds requested:
-  * generic: batched kernels choose their order of operations by shape, so every chunk has the
-    same size (GENERIC_CHUNK runs, the last one padded);
+  * generic: batched kernels choose their order of operations by shape, so every chunk of an
+    objective has the same size (its `generic_chunk` runs, the last one padded);
   * lanes: nothing mixes runs, and every chunk is a multiple of MIN_LANES runs (powers of two
     from MIN_LANES to LANES_CHUNK, the last chunk padded), so each run is a lane of whole vectors
     on every x86-64 instruction set; see MIN_LANES.
@@ -33,11 +33,11 @@ from kldiv.engine import lanes
 from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
 from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
-from kldiv.objectives import FULL_SUPPORT_LOSSES, final_keys, history_keys
+from kldiv.objectives import FULL_SUPPORT_LOSSES, Classifier, final_keys, history_keys
 
 ProgressFn = Callable[[int, int], None]
 
-GENERIC_CHUNK = 25
+GENERIC_CHUNK = Classifier.generic_chunk
 LANES_CHUNK = 64
 # XLA:CPU drops an axis of length 1 and vectorises another one instead, which on AVX-512 changes
 # the last bit of some results: a chunk of one run is padded to two.
@@ -171,10 +171,11 @@ def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
     return "generic"
 
 
-def chunk_size(path: str, n_runs: int, n_devices: int) -> int:
-    """Runs per compiled chunk for `n_runs` runs over `n_devices` devices."""
+def chunk_size(path: str, n_runs: int, n_devices: int, generic: int = GENERIC_CHUNK) -> int:
+    """Runs per compiled chunk for `n_runs` runs over `n_devices` devices (`generic`: the
+    objective's chunk on the generic path)."""
     if path == "generic":
-        return GENERIC_CHUNK
+        return generic
     per_device = -(-n_runs // n_devices)
     return max(MIN_LANES, min(LANES_CHUNK, 1 << max(0, per_device - 1).bit_length()))
 
@@ -253,11 +254,11 @@ def estimate_bytes(
     batch sizes to 100,000. Plus the process's baseline, ~0.4 GB, not included.
     """
     path = choose_path(path, config, data)
-    chunk = chunk_size(path, n_runs, n_devices)
+    run = Run.for_data(config, data)
+    chunk = chunk_size(path, n_runs, n_devices, run.objective.generic_chunk)
     n_chunks = -(-n_runs // chunk)
     per_round = min(n_devices, n_chunks) * chunk  # runs trained at once
     padded = -(-n_chunks // min(n_devices, n_chunks)) * per_round
-    run = Run.for_data(config, data)
     widths = run.model.sizes
     n_params = sum(a * b + b for a, b in itertools.pairwise(widths))
     slots = _STATE_SLOTS.get(config.optimizer.name, 2)
@@ -458,7 +459,7 @@ def train(
     n_runs = seed_array.size
     run = Run.for_data(config, data)
     block = config.epochs if epoch_chunk is None else max(1, min(epoch_chunk, config.epochs))
-    chunk = chunk_size(path, n_runs, len(all_devices))
+    chunk = chunk_size(path, n_runs, len(all_devices), run.objective.generic_chunk)
     n_chunks = -(-n_runs // chunk)
     devices = all_devices[: min(len(all_devices), n_chunks)]
     per_round = len(devices) * chunk
