@@ -78,6 +78,61 @@ def test_a_diverging_learning_rate_is_a_stored_result_not_an_error(cli, tmp_path
     assert "winner: learning_rate=0.01" in out
 
 
+def test_failed_runs_are_named_per_configuration_and_an_all_diverged_one_is_listed(cli, tmp_path):
+    # learning rate 1e-5 leaves runs stuck, 8 diverges on some seeds, 1e6 on every seed
+    args = ["sweep", "--grid", "learning_rate=0.01,1e-5,8,1e6", "--grid", "optimizer=sgd"]
+    code, out, err = cli(
+        [*args, "--seeds", "6", "--epochs", "5", "--out", str(tmp_path), "--no-plot"]
+    )
+    assert code == 0, err
+    runs, _ = stored(sweep_dir(tmp_path))
+    dead = "learning_rate=1000000.0,optimizer=sgd"
+    assert (runs[dead].diverged > 0).all()
+    # the oracle: compare's rules written out in NumPy over the stored runs
+    labels = np.argmax(load_data(DataConfig()).dataset.y_train, axis=1)
+    chance = np.bincount(labels).max() / labels.size
+    acc = {n: r.final["train_accuracy"] for n, r in runs.items()}
+    best = max(float(np.median(acc[n][r.healthy])) for n, r in runs.items() if n != dead)
+    stuck = {n: r.healthy & (acc[n] - chance < 0.5 * (best - chance)) for n, r in runs.items()}
+    paired = np.logical_and.reduce([r.healthy for n, r in runs.items() if n != dead])
+    assert any(s.any() for s in stuck.values()) and 0 < paired.sum() < 6  # every case is met
+
+    def seeds(mask):
+        return ", ".join(str(s) for s in np.flatnonzero(mask))
+
+    lines = out.splitlines()
+    rows = {line.split()[1]: line.split() for line in lines if line.startswith(" #")}
+    assert list(rows) == [*[n for n in rows if n != dead], dead]  # the dropped one last
+    for name, r in runs.items():
+        counts = [str(r.seeds.size), str(int((~r.healthy).sum())), str(int(stuck[name].sum()))]
+        assert rows[name][2:5] == counts, name
+        inside, outside = stuck[name] & paired, stuck[name] & ~paired
+        if inside.any():
+            assert (
+                f"  {name}: {inside.sum()} of {paired.sum()} runs stuck (seeds {seeds(inside)}), "
+                "kept in every statistic"
+            ) in lines
+        if outside.any():
+            assert (
+                f"  {name}: {outside.sum()} runs stuck (seeds {seeds(outside)}), left out of the "
+                "statistics"
+            ) in lines
+        if name != dead and not r.healthy.all():
+            assert (
+                f"  {name}: {(~r.healthy).sum()} runs diverged (seeds {seeds(~r.healthy)}), left "
+                "out of the statistics"
+            ) in lines
+    epochs = sorted(set(runs[dead].diverged.tolist()))
+    at = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
+    assert " ".join(rows[dead][5:]) == f"all diverged ({at}), left out"
+    assert f"  {dead}: all 6 runs diverged ({at}), left out of the statistics" in lines
+    assert "Rule, stuck: final training accuracy gained less than half" in out
+    assert "Rule, diverged: " in out
+    # the winner: the highest mean test accuracy over the paired seeds, the dropped one ignored
+    means = {n: runs[n].final["test_accuracy"][paired].mean() for n in runs if n != dead}
+    assert f"winner: {max(means, key=means.get)}, mean test_accuracy " in out
+
+
 def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
     toml = tmp_path / "sweep.toml"
     toml.write_text('seeds = 2\n[grid]\nloss = ["kl", "ce"]\nhidden = [8, [4, 4]]\n')

@@ -267,7 +267,7 @@ def _run_and_summarize(
 def _summary(
     args: argparse.Namespace, console: Any, plan: Any, data: Any, directory: Path, runs: Any
 ) -> int:
-    from kldiv.sweep.summary import configuration_table, summarize_with
+    from kldiv.sweep.summary import configuration_table, failure_lines, summarize_with
 
     try:
         summary = summarize_with(runs, data, margins=margins(args))
@@ -318,7 +318,8 @@ def _summary(
         }
         title = f"kldiv sweep: {len(runs)} configurations, {len(plan.seeds)} seeds"
         path = save_report(directory, title, record, {}, summary.stats, figures, kind="summary")
-    for line in [*notes, table, "", summary.winner_line()]:
+    failed = failure_lines(summary, runs)
+    for line in [*notes, table, *(["", *failed] if failed else []), "", summary.winner_line()]:
         console.result(line)
     console.info(f"summary saved to {path} (open {path / 'report.html'})")
     return 0
