@@ -254,7 +254,8 @@ def _run_and_summarize(
                         )
                     except backends.TaskFailed as err:
                         raise guard.RunFailed(
-                            f"{err}; resume with: {resume_command(directory)}"
+                            f"{err}; {store.count()} of {total} runs stored; resume with: "
+                            f"{resume_command(directory)}"
                         ) from None
                     where = info["address"] or "a local Ray instance"
                     console.info(f"ray: {where}, ray.init {info['init_seconds']:.1f} s")
