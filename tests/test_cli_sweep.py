@@ -282,3 +282,76 @@ def test_an_interrupted_sweep_says_how_to_resume_it(cli, tmp_path, monkeypatch):
     code, out, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
     assert code == 0, err
     assert _count(directory / "results.sqlite") == 4 * 4 and "winner: " in out
+
+
+def test_a_sweep_over_a_csv_file_resumes_on_the_same_data_and_refuses_a_changed_file(
+    cli, tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(1)
+    centers = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    labels = np.arange(90) % 3
+    x = centers[labels] + rng.normal(size=(90, 2))
+    data = tmp_path / "my data.csv"
+    rows = [f"{a!r},{b!r},{k}" for (a, b), k in zip(x.tolist(), labels.tolist(), strict=True)]
+    data.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    original = data.read_bytes()
+    args = ["sweep", "--grid", "loss=kl,ce", "--grid", "learning_rate=0.01,0.1", "--seeds", "4"]
+    # a path relative to where the sweep starts; it resumes from another directory
+    args += ["--chunk", "1", "--epochs", "3", "--data", "my data.csv", "--no-plot"]
+    monkeypatch.chdir(tmp_path)
+
+    real = Store.add
+    calls = []
+
+    def add(self, result, backend):  # interrupted (SIGTERM) once the second task is stored
+        chunk = real(self, result, backend)
+        calls.append(chunk)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return chunk
+
+    monkeypatch.setattr(Store, "add", add)
+    code, _, err = cli([*args, "--out", str(tmp_path / "cut")])
+    assert code == 143, err
+    monkeypatch.setattr(Store, "add", real)
+    directory = sweep_dir(tmp_path / "cut")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    before = _count(directory / "results.sqlite")
+    assert 0 < before < 4 * 4
+
+    # the file changed since: refused with one line, nothing trained
+    data.write_bytes(original.replace(b",0\n", b",1\n", 1))
+    code, _, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 2 and err == (
+        "kldiv sweep: error: --resume: expected the data the sweep started with; its files changed\n"
+    )
+    assert _count(directory / "results.sqlite") == before
+
+    # the same bytes again: resumed on them, equal to the sweep never interrupted
+    data.write_bytes(original)
+    code, text, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0, err
+    assert f"{before} runs stored, {16 - before} to train" in text
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli([*args, "--out", str(tmp_path / "whole")])
+    assert code == 0, err
+    resumed, chunks = stored(directory)
+    whole, _ = stored(sweep_dir(tmp_path / "whole"))
+    assert sum(c["n_runs"] for c in chunks) == 16
+    assert list(resumed) == list(whole)
+    for name, r in whole.items():
+        np.testing.assert_array_equal(resumed[name].seeds, np.arange(4))
+        for k in r.final:
+            np.testing.assert_array_equal(resumed[name].final[k], r.final[k], err_msg=k)
+        for k in r.history:
+            np.testing.assert_array_equal(resumed[name].history[k], r.history[k], err_msg=k)
+    # and both are the user's data: the engine training a configuration alone on the file
+    plan, record = read_plan(directory)
+    assert plan.data.source == record["data_files"]["files"][0]["path"] == str(data)
+    loaded = load_data(plan.data).dataset
+    assert loaded.x_train.shape[0] + loaded.x_val.shape[0] == 90
+    first = plan.configurations[0]
+    alone = train(first.train, loaded, plan.seeds)
+    for k, v in alone.final.items():
+        np.testing.assert_array_equal(resumed[first.name].final[k], v, err_msg=k)

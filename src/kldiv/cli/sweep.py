@@ -163,10 +163,23 @@ def _plan(args: argparse.Namespace) -> Any:
         grid=grid,
         base=base.train.replace(optimizer=base_optimizer),
         defaults=given,
-        data=base.data,
+        data=_absolute_paths(base.data),
         seeds=seeds,
         chunk=chunk,
     )
+
+
+def _absolute_paths(data: Any) -> Any:
+    """`data` (a `DataConfig`) with its files as absolute paths: `--resume` reads them again,
+    from whatever directory it is run in."""
+    import dataclasses
+    import os
+
+    from kldiv.data.source import BUILTIN_SOURCES
+
+    source = data.source if data.source in BUILTIN_SOURCES else os.path.abspath(data.source)
+    test = None if data.test_data is None else os.path.abspath(data.test_data)
+    return dataclasses.replace(data, source=source, test_data=test)
 
 
 def resume_command(directory: Path) -> str:
