@@ -157,6 +157,8 @@ def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
         (["--grid", "learning_rate=fast"], "--grid: learning_rate=fast: expected a number"),
         (["--grid", "loss"], "--grid: expected name=v1,v2,..., got 'loss'"),
         ([], "--grid: expected --grid NAME=V1,V2,... or --config SWEEP.toml"),
+        (["--grid", "loss=kl", "--max-retries", "-1"], "--max-retries: expected an integer >= 0"),
+        (["--grid", "loss=kl", "--address", "h:1"], "--address: expected --backend ray with it"),
         (
             [
                 "--grid",

@@ -202,6 +202,12 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv.experiment import Experiment
     from kldiv.sweep.store import create_sweep, read_data, read_plan
 
+    if args.max_retries < 0:  # Ray reads -1 as "retry forever"
+        raise ConfigError("max_retries", f"expected an integer >= 0, got {args.max_retries}")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError(
+            "address", f"expected --backend ray with it, got --backend {args.backend}"
+        )
     if args.resume is not None:
         _refuse_plan_flags(args)
         plan, record = read_plan(args.resume)

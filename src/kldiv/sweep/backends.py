@@ -106,10 +106,15 @@ def run_ray(
     {"address", "started_local", "init_seconds"}.
 
     Raises ConfigError("backend", ...): Ray is not installed (it is the optional extra
-    `kldiv[ray]`), or the cluster cannot be reached.
+    `kldiv[ray]`); ConfigError("address", ...): the cluster cannot be reached;
+    ConfigError("max_retries", ...): max_retries < 0 (Ray would retry forever); TaskFailed: a task
+    raised, or its worker died on every attempt (the tasks finished by then are stored).
     """
     import time
     import warnings
+
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError("max_retries", f"expected an integer >= 0, got {max_retries!r}")
 
     try:
         import ray
