@@ -133,6 +133,24 @@ def test_failed_runs_are_named_per_configuration_and_an_all_diverged_one_is_list
     assert f"winner: {max(means, key=means.get)}, mean test_accuracy " in out
 
 
+def test_a_sweep_where_every_run_diverged_keeps_its_runs_and_says_so_in_one_line(cli, tmp_path):
+    args = ["sweep", "--grid", "learning_rate=1e6,1e7", "--grid", "optimizer=sgd", "--seeds", "2"]
+    code, _, err = cli([*args, "--epochs", "2", "--out", str(tmp_path), "--no-plot"])
+    directory = sweep_dir(tmp_path)
+    runs, _ = stored(directory)
+    assert code == 1 and err.count("\n") == 1, err
+    at = {n: sorted(set(r.diverged.tolist())) for n, r in runs.items()}
+    assert all(a[0] >= 1 for a in at.values())  # every run diverged, at a stored epoch
+    said = [
+        f"{n} at epoch {a[0]}" if len(a) == 1 else f"{n} at epochs {a[0]}-{a[-1]}"
+        for n, a in at.items()
+    ]
+    assert err == (
+        "kldiv sweep: error: every run of every configuration diverged: " + "; ".join(said) + "\n"
+    )
+    assert sum(r.seeds.size for r in runs.values()) == 4 and not list(directory.glob("*-summary"))
+
+
 def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
     toml = tmp_path / "sweep.toml"
     toml.write_text('seeds = 2\n[grid]\nloss = ["kl", "ce"]\nhidden = [8, [4, 4]]\n')

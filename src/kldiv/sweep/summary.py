@@ -96,7 +96,10 @@ def summarize(
             raise ValueError(f"{name}: expected the seeds of {names[0]}, got other seeds")
     compared = [n for n in names if runs[n].healthy.any()]
     if not compared:
-        raise ValueError("every run of every configuration diverged")
+        raise ValueError(
+            "every run of every configuration diverged: "
+            + "; ".join(f"{n} at {_epochs(runs[n].diverged)}" for n in names)
+        )
     paired = np.logical_and.reduce([runs[n].healthy for n in compared])
     if not paired.any():
         raise ValueError("no seed trained without diverging in every configuration that trained")
