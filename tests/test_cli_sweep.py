@@ -78,6 +78,79 @@ def test_a_diverging_learning_rate_is_a_stored_result_not_an_error(cli, tmp_path
     assert "winner: learning_rate=0.01" in out
 
 
+def test_failed_runs_are_named_per_configuration_and_an_all_diverged_one_is_listed(cli, tmp_path):
+    # learning rate 1e-5 leaves runs stuck, 8 diverges on some seeds, 1e6 on every seed
+    args = ["sweep", "--grid", "learning_rate=0.01,1e-5,8,1e6", "--grid", "optimizer=sgd"]
+    code, out, err = cli(
+        [*args, "--seeds", "6", "--epochs", "5", "--out", str(tmp_path), "--no-plot"]
+    )
+    assert code == 0, err
+    runs, _ = stored(sweep_dir(tmp_path))
+    dead = "learning_rate=1000000.0,optimizer=sgd"
+    assert (runs[dead].diverged > 0).all()
+    # the oracle: compare's rules written out in NumPy over the stored runs
+    labels = np.argmax(load_data(DataConfig()).dataset.y_train, axis=1)
+    chance = np.bincount(labels).max() / labels.size
+    acc = {n: r.final["train_accuracy"] for n, r in runs.items()}
+    best = max(float(np.median(acc[n][r.healthy])) for n, r in runs.items() if n != dead)
+    stuck = {n: r.healthy & (acc[n] - chance < 0.5 * (best - chance)) for n, r in runs.items()}
+    paired = np.logical_and.reduce([r.healthy for n, r in runs.items() if n != dead])
+    assert any(s.any() for s in stuck.values()) and 0 < paired.sum() < 6  # every case is met
+
+    def seeds(mask):
+        return ", ".join(str(s) for s in np.flatnonzero(mask))
+
+    lines = out.splitlines()
+    rows = {line.split()[1]: line.split() for line in lines if line.startswith(" #")}
+    assert list(rows) == [*[n for n in rows if n != dead], dead]  # the dropped one last
+    for name, r in runs.items():
+        counts = [str(r.seeds.size), str(int((~r.healthy).sum())), str(int(stuck[name].sum()))]
+        assert rows[name][2:5] == counts, name
+        inside, outside = stuck[name] & paired, stuck[name] & ~paired
+        if inside.any():
+            assert (
+                f"  {name}: {inside.sum()} of {paired.sum()} runs stuck (seeds {seeds(inside)}), "
+                "kept in every statistic"
+            ) in lines
+        if outside.any():
+            assert (
+                f"  {name}: {outside.sum()} runs stuck (seeds {seeds(outside)}), left out of the "
+                "statistics"
+            ) in lines
+        if name != dead and not r.healthy.all():
+            assert (
+                f"  {name}: {(~r.healthy).sum()} runs diverged (seeds {seeds(~r.healthy)}), left "
+                "out of the statistics"
+            ) in lines
+    epochs = sorted(set(runs[dead].diverged.tolist()))
+    at = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
+    assert " ".join(rows[dead][5:]) == f"all diverged ({at}), left out"
+    assert f"  {dead}: all 6 runs diverged ({at}), left out of the statistics" in lines
+    assert "Rule, stuck: final training accuracy gained less than half" in out
+    assert "Rule, diverged: " in out
+    # the winner: the highest mean test accuracy over the paired seeds, the dropped one ignored
+    means = {n: runs[n].final["test_accuracy"][paired].mean() for n in runs if n != dead}
+    assert f"winner: {max(means, key=means.get)}, mean test_accuracy " in out
+
+
+def test_a_sweep_where_every_run_diverged_keeps_its_runs_and_says_so_in_one_line(cli, tmp_path):
+    args = ["sweep", "--grid", "learning_rate=1e6,1e7", "--grid", "optimizer=sgd", "--seeds", "2"]
+    code, _, err = cli([*args, "--epochs", "2", "--out", str(tmp_path), "--no-plot"])
+    directory = sweep_dir(tmp_path)
+    runs, _ = stored(directory)
+    assert code == 1 and err.count("\n") == 1, err
+    at = {n: sorted(set(r.diverged.tolist())) for n, r in runs.items()}
+    assert all(a[0] >= 1 for a in at.values())  # every run diverged, at a stored epoch
+    said = [
+        f"{n} at epoch {a[0]}" if len(a) == 1 else f"{n} at epochs {a[0]}-{a[-1]}"
+        for n, a in at.items()
+    ]
+    assert err == (
+        "kldiv sweep: error: every run of every configuration diverged: " + "; ".join(said) + "\n"
+    )
+    assert sum(r.seeds.size for r in runs.values()) == 4 and not list(directory.glob("*-summary"))
+
+
 def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
     toml = tmp_path / "sweep.toml"
     toml.write_text('seeds = 2\n[grid]\nloss = ["kl", "ce"]\nhidden = [8, [4, 4]]\n')
@@ -102,6 +175,8 @@ def test_toml_config_gives_the_grid_of_the_flags(cli, tmp_path):
         (["--grid", "learning_rate=fast"], "--grid: learning_rate=fast: expected a number"),
         (["--grid", "loss"], "--grid: expected name=v1,v2,..., got 'loss'"),
         ([], "--grid: expected --grid NAME=V1,V2,... or --config SWEEP.toml"),
+        (["--grid", "loss=kl", "--max-retries", "-1"], "--max-retries: expected an integer >= 0"),
+        (["--grid", "loss=kl", "--address", "h:1"], "--address: expected --backend ray with it"),
         (
             [
                 "--grid",
@@ -227,3 +302,76 @@ def test_an_interrupted_sweep_says_how_to_resume_it(cli, tmp_path, monkeypatch):
     code, out, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
     assert code == 0, err
     assert _count(directory / "results.sqlite") == 4 * 4 and "winner: " in out
+
+
+def test_a_sweep_over_a_csv_file_resumes_on_the_same_data_and_refuses_a_changed_file(
+    cli, tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(1)
+    centers = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    labels = np.arange(90) % 3
+    x = centers[labels] + rng.normal(size=(90, 2))
+    data = tmp_path / "my data.csv"
+    rows = [f"{a!r},{b!r},{k}" for (a, b), k in zip(x.tolist(), labels.tolist(), strict=True)]
+    data.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    original = data.read_bytes()
+    args = ["sweep", "--grid", "loss=kl,ce", "--grid", "learning_rate=0.01,0.1", "--seeds", "4"]
+    # a path relative to where the sweep starts; it resumes from another directory
+    args += ["--chunk", "1", "--epochs", "3", "--data", "my data.csv", "--no-plot"]
+    monkeypatch.chdir(tmp_path)
+
+    real = Store.add
+    calls = []
+
+    def add(self, result, backend):  # interrupted (SIGTERM) once the second task is stored
+        chunk = real(self, result, backend)
+        calls.append(chunk)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return chunk
+
+    monkeypatch.setattr(Store, "add", add)
+    code, _, err = cli([*args, "--out", str(tmp_path / "cut")])
+    assert code == 143, err
+    monkeypatch.setattr(Store, "add", real)
+    directory = sweep_dir(tmp_path / "cut")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    before = _count(directory / "results.sqlite")
+    assert 0 < before < 4 * 4
+
+    # the file changed since: refused with one line, nothing trained
+    data.write_bytes(original.replace(b",0\n", b",1\n", 1))
+    code, _, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 2 and err == (
+        "kldiv sweep: error: --resume: expected the data the sweep started with; its files changed\n"
+    )
+    assert _count(directory / "results.sqlite") == before
+
+    # the same bytes again: resumed on them, equal to the sweep never interrupted
+    data.write_bytes(original)
+    code, text, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0, err
+    assert f"{before} runs stored, {16 - before} to train" in text
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli([*args, "--out", str(tmp_path / "whole")])
+    assert code == 0, err
+    resumed, chunks = stored(directory)
+    whole, _ = stored(sweep_dir(tmp_path / "whole"))
+    assert sum(c["n_runs"] for c in chunks) == 16
+    assert list(resumed) == list(whole)
+    for name, r in whole.items():
+        np.testing.assert_array_equal(resumed[name].seeds, np.arange(4))
+        for k in r.final:
+            np.testing.assert_array_equal(resumed[name].final[k], r.final[k], err_msg=k)
+        for k in r.history:
+            np.testing.assert_array_equal(resumed[name].history[k], r.history[k], err_msg=k)
+    # and both are the user's data: the engine training a configuration alone on the file
+    plan, record = read_plan(directory)
+    assert plan.data.source == record["data_files"]["files"][0]["path"] == str(data)
+    loaded = load_data(plan.data).dataset
+    assert loaded.x_train.shape[0] + loaded.x_val.shape[0] == 90
+    first = plan.configurations[0]
+    alone = train(first.train, loaded, plan.seeds)
+    for k, v in alone.final.items():
+        np.testing.assert_array_equal(resumed[first.name].final[k], v, err_msg=k)

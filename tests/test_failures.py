@@ -125,3 +125,37 @@ def test_failed_seeds_and_rules():
 def test_failures_validate(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_diverged_run_is_diverged_never_also_stuck():
+    from types import SimpleNamespace
+
+    from kldiv.arms import failures
+
+    def arm(acc, diverged):
+        return SimpleNamespace(
+            seeds=np.arange(4),
+            final={"train_accuracy": np.array(acc)},
+            diverged=np.array(diverged),
+        )
+
+    # a diverged run's final accuracy is finite (the argmax of NaN outputs picks class 0): 0.342,
+    # below the stuck line; it must count as diverged only
+    results = {
+        "ok": arm([0.84, 0.85, 0.40, 0.83], [0, 0, 0, 0]),
+        "all_diverged": arm([0.342] * 4, [1, 1, 2, 1]),
+        "some": arm([0.342, 0.84, 0.342, 0.35], [3, 0, 0, 0]),
+    }
+    paired = np.array([False, True, True, True])
+    failed, flags = failures(results, CHANCE, paired)
+    healthy = {
+        n: [a for a, d in zip(r.final["train_accuracy"], r.diverged, strict=True) if not d]
+        for n, r in results.items()
+    }
+    oracle = stuck_oracle({n: v for n, v in healthy.items() if v}, CHANCE)
+    assert failed["ok"] == {"stuck": tuple(np.flatnonzero(oracle["ok"])), "diverged": ()}
+    assert failed["ok"]["stuck"] == (2,)
+    assert failed["all_diverged"] == {"stuck": (), "diverged": (0, 1, 2, 3)}
+    assert failed["some"] == {"stuck": (2, 3), "diverged": (0,)}
+    np.testing.assert_array_equal(flags["some"], [False, True, True])
+    np.testing.assert_array_equal(flags["all_diverged"], [False, False, False])

@@ -113,3 +113,19 @@ def test_grid_flag_parsing():
     for bad in ("loss", "loss=", "=kl", "loss=kl,,ce"):
         with pytest.raises(ConfigError):
             parse_grid_flag(bad)
+
+
+def test_a_failed_task_is_described_by_its_configurations_and_seeds():
+    from kldiv.sweep.backends import describe
+    from kldiv.sweep.task import payload
+
+    plan = SweepPlan(parse_grid(ISSUE_GRID[:2]), seeds=(0, 1, 2, 3, 7), chunk=3)
+    first, *_, last = [payload(t, plan) for t in tasks(plan)]
+    names = [p["config"] for p in first["pieces"]]
+    assert len(names) == 3  # the three learning rates of loss=kl share a program
+    assert describe(first) == f"3 configurations ({names[0]}, ...): seeds 0-2"
+    assert describe(last) == "3 configurations (loss=ce,learning_rate=0.001, ...): seeds 3, 7"
+    done = {(c.name, s) for c in plan.configurations for s in plan.seeds}
+    done -= {("loss=ce,learning_rate=0.1", 3), ("loss=ce,learning_rate=0.1", 7)}
+    (only,) = [payload(t, plan) for t in tasks(plan, done)]
+    assert describe(only) == "loss=ce,learning_rate=0.1: seeds 3, 7"

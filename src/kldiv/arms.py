@@ -36,8 +36,19 @@ def failures(
     results: Mapping[str, Any], chance: float, paired: Any
 ) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, np.ndarray]]:
     """arm -> {"stuck": seeds, "diverged": seeds} (`kldiv.failures`' rules), and the stuck flags
-    per arm over the paired seeds (`paired`: (seeds,) bool)."""
-    stuck = stuck_runs({n: r.final["train_accuracy"] for n, r in results.items()}, chance)
+    per arm over the paired seeds (`paired`: (seeds,) bool).
+
+    A run is one kind or the other, never both: a diverged run's final accuracy can be finite
+    (the argmax of non-finite outputs picks a class), so it is set aside before the stuck rule,
+    neither flagged stuck nor counted in the best arm's median.
+
+    Raises ValueError: every run of every arm diverged (no accuracy for the stuck rule).
+    """
+    accuracy = {
+        n: np.where(r.diverged != 0, np.nan, np.asarray(r.final["train_accuracy"], np.float64))
+        for n, r in results.items()
+    }
+    stuck = stuck_runs(accuracy, chance)
     seeds = next(iter(results.values())).seeds
     diverged = failed_seeds({n: r.diverged != 0 for n, r in results.items()}, seeds)
     stuck_seeds = failed_seeds(stuck, seeds)

@@ -163,10 +163,23 @@ def _plan(args: argparse.Namespace) -> Any:
         grid=grid,
         base=base.train.replace(optimizer=base_optimizer),
         defaults=given,
-        data=base.data,
+        data=_absolute_paths(base.data),
         seeds=seeds,
         chunk=chunk,
     )
+
+
+def _absolute_paths(data: Any) -> Any:
+    """`data` (a `DataConfig`) with its files as absolute paths: `--resume` reads them again,
+    from whatever directory it is run in."""
+    import dataclasses
+    import os
+
+    from kldiv.data.source import BUILTIN_SOURCES
+
+    source = data.source if data.source in BUILTIN_SOURCES else os.path.abspath(data.source)
+    test = None if data.test_data is None else os.path.abspath(data.test_data)
+    return dataclasses.replace(data, source=source, test_data=test)
 
 
 def resume_command(directory: Path) -> str:
@@ -189,6 +202,12 @@ def command(args: argparse.Namespace, console: Any) -> int:
     from kldiv.experiment import Experiment
     from kldiv.sweep.store import create_sweep, read_data, read_plan
 
+    if args.max_retries < 0:  # Ray reads -1 as "retry forever"
+        raise ConfigError("max_retries", f"expected an integer >= 0, got {args.max_retries}")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError(
+            "address", f"expected --backend ray with it, got --backend {args.backend}"
+        )
     if args.resume is not None:
         _refuse_plan_flags(args)
         plan, record = read_plan(args.resume)
@@ -254,7 +273,8 @@ def _run_and_summarize(
                         )
                     except backends.TaskFailed as err:
                         raise guard.RunFailed(
-                            f"{err}; resume with: {resume_command(directory)}"
+                            f"{err}; {store.count()} of {total} runs stored; resume with: "
+                            f"{resume_command(directory)}"
                         ) from None
                     where = info["address"] or "a local Ray instance"
                     console.info(f"ray: {where}, ray.init {info['init_seconds']:.1f} s")
@@ -267,7 +287,7 @@ def _run_and_summarize(
 def _summary(
     args: argparse.Namespace, console: Any, plan: Any, data: Any, directory: Path, runs: Any
 ) -> int:
-    from kldiv.sweep.summary import configuration_table, summarize_with
+    from kldiv.sweep.summary import configuration_table, failure_lines, summarize_with
 
     try:
         summary = summarize_with(runs, data, margins=margins(args))
@@ -318,7 +338,8 @@ def _summary(
         }
         title = f"kldiv sweep: {len(runs)} configurations, {len(plan.seeds)} seeds"
         path = save_report(directory, title, record, {}, summary.stats, figures, kind="summary")
-    for line in [*notes, table, "", summary.winner_line()]:
+    failed = failure_lines(summary, runs)
+    for line in [*notes, table, *(["", *failed] if failed else []), "", summary.winner_line()]:
         console.result(line)
     console.info(f"summary saved to {path} (open {path / 'report.html'})")
     return 0

@@ -7,6 +7,7 @@ arrive in does not change any number (a run's result does not depend on its task
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,8 +32,10 @@ MAX_RETRIES = 2
 
 
 class TaskFailed(RuntimeError):
-    """A task raised, or its worker died more often than the retries allow; the tasks finished
-    before it are stored."""
+    """A task raised, or its worker died more often than the retries allow. Every task that had
+    finished when the failure arrived is stored (handed to `on_result`) first; the tasks still
+    running are cancelled. The message names the failed task's configurations and seeds and
+    the reason, on one line."""
 
 
 LOCAL_RAY_CPUS = 2
@@ -103,10 +106,15 @@ def run_ray(
     {"address", "started_local", "init_seconds"}.
 
     Raises ConfigError("backend", ...): Ray is not installed (it is the optional extra
-    `kldiv[ray]`), or the cluster cannot be reached.
+    `kldiv[ray]`); ConfigError("address", ...): the cluster cannot be reached;
+    ConfigError("max_retries", ...): max_retries < 0 (Ray would retry forever); TaskFailed: a task
+    raised, or its worker died on every attempt (the tasks finished by then are stored).
     """
     import time
     import warnings
+
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError("max_retries", f"expected an integer >= 0, got {max_retries!r}")
 
     try:
         import ray
@@ -151,20 +159,57 @@ def run_ray(
         done = 0
         if on_progress is not None:
             on_progress(0, total)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+        payload_of = {ref: p for ref, p in zip(pending, payloads, strict=True)}
+        failed: tuple[Any, Exception] | None = None
+        while pending and failed is None:
+            first, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if check is not None:
                 check()
+            if not first:
+                continue
+            # every task finished by now: a failure among them loses none of the others
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
             for ref in ready:
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as err:
-                    first = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
-                    raise TaskFailed(f"a Ray task failed: {first}") from None
+                    pending.pop(ref)
+                    failed = failed or (ref, err)
+                    continue
                 on_result(result)
                 done += pending.pop(ref)
                 if on_progress is not None:
                     on_progress(done, total)
+        if failed is not None:
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            ref, err = failed
+            raise TaskFailed(
+                f"a Ray task failed ({describe(payload_of[ref])}): {_reason(err, max_retries)}"
+            ) from None
     finally:
         ray.shutdown()
     return info
+
+
+def describe(payload: Mapping[str, Any]) -> str:
+    """A task's configurations and seeds, short: 'loss=kl,learning_rate=0.1: seeds 0-24' or
+    '3 configurations (loss=kl, ...): seeds 0, 5'."""
+    names = [p["config"] for p in payload["pieces"]]
+    seeds = sorted({int(s) for p in payload["pieces"] for s in p["seeds"]})
+    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2
+    shown = f"{seeds[0]}-{seeds[-1]}" if contiguous else ", ".join(map(str, seeds))
+    what = names[0] if len(names) == 1 else f"{len(names)} configurations ({names[0]}, ...)"
+    return f"{what}: seeds {shown}"
+
+
+def _reason(err: Exception, max_retries: int) -> str:
+    """The last line of a Ray error (the task's own exception, or the worker's death)."""
+    import ray
+
+    text = str(err).strip()
+    last = text.splitlines()[-1] if text else repr(err)
+    if isinstance(err, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
+        return f"its worker died on every attempt ({1 + max_retries}): {last}"
+    return last

@@ -96,7 +96,10 @@ def summarize(
             raise ValueError(f"{name}: expected the seeds of {names[0]}, got other seeds")
     compared = [n for n in names if runs[n].healthy.any()]
     if not compared:
-        raise ValueError("every run of every configuration diverged")
+        raise ValueError(
+            "every run of every configuration diverged: "
+            + "; ".join(f"{n} at {_epochs(runs[n].diverged)}" for n in names)
+        )
     paired = np.logical_and.reduce([runs[n].healthy for n in compared])
     if not paired.any():
         raise ValueError("no seed trained without diverging in every configuration that trained")
@@ -141,8 +144,10 @@ def summarize_with(
 
 
 def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -> str:
-    """One line per configuration (#k: its grid position, as in the figures): runs, diverged, stuck, mean and 95% t interval of the primary
-    metric, its difference from the winner; the winner first, then by mean."""
+    """One line per configuration (#k: its grid position, as in the figures): runs, diverged,
+    stuck, mean and 95% t interval of the primary metric, its difference from the winner; the
+    winner first, then by mean, then the configurations that diverged on every seed, marked so
+    with their epochs."""
     stats = summary.stats
     order = sorted(summary.compared, key=lambda c: -stats.summary(c, PRIMARY).mean)
     width = max(len(n) for n in runs)
@@ -158,7 +163,10 @@ def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -
         n_div = int((~r.healthy).sum())
         n_stuck = len(summary.failures.get(name, {}).get("stuck", ()))
         if name in summary.dropped:
-            lines.append(f"{tag}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  diverged")
+            lines.append(
+                f"{tag}  {r.seeds.size:>5} {n_div:>4} {n_stuck:>5}  all diverged "
+                f"({_epochs(r.diverged)}), left out"
+            )
             continue
         s = stats.summary(name, PRIMARY)
         ci = "-" if s.t_interval is None else f"[{s.t_interval[0]:.4f}, {s.t_interval[1]:.4f}]"
@@ -173,3 +181,57 @@ def configuration_table(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -
             f"{ci:>17}  {diff:>9}  {p}"
         )
     return "\n".join(lines)
+
+
+def failure_lines(summary: SweepSummary, runs: Mapping[str, StoredRuns]) -> list[str]:
+    """The failed runs named per configuration and kind with their seeds, then each kind's rule
+    (`kldiv.failures`), as `kldiv compare` names them; empty when no run failed.
+
+    Stuck runs on the paired seeds stay in every statistic; diverged runs (no finite values) and
+    runs on seeds another configuration diverged on are left out of the statistics.
+    """
+    from kldiv.failures import FAILURE_RULES
+
+    in_stats = {int(s) for s in summary.seeds[summary.paired]}
+    lines: list[str] = []
+    kinds: list[str] = []
+    for name, r in runs.items():
+        for kind, seeds in summary.failures.get(name, {}).items():
+            if not seeds:
+                continue
+            if kind not in kinds:
+                kinds.append(kind)
+            if name in summary.dropped:
+                lines.append(
+                    f"{name}: all {r.seeds.size} runs {kind} ({_epochs(r.diverged)}), left out of "
+                    "the statistics"
+                )
+                continue
+            inside = [s for s in seeds if s in in_stats]
+            outside = [s for s in seeds if s not in in_stats]
+            if inside:
+                lines.append(
+                    f"{name}: {len(inside)} of {len(in_stats)} runs {kind} (seeds "
+                    f"{_seed_list(inside)}), kept in every statistic"
+                )
+            if outside:
+                lines.append(
+                    f"{name}: {len(outside)} runs {kind} (seeds {_seed_list(outside)}), left "
+                    "out of the statistics"
+                )
+    if not lines:
+        return []
+    rules = [f"Rule, {kind}: {FAILURE_RULES[kind]}." for kind in kinds]
+    return ["Failed runs per configuration:", *[f"  {line}" for line in lines], *rules]
+
+
+def _epochs(diverged: np.ndarray) -> str:
+    """'epoch 3' or 'epochs 1-4': where runs became non-finite (`diverged`, 0 = healthy)."""
+    at = diverged[diverged != 0]
+    lo, hi = int(at.min()), int(at.max())
+    return f"epoch {lo}" if lo == hi else f"epochs {lo}-{hi}"
+
+
+def _seed_list(seeds: list[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, seeds[:limit]))
+    return shown + (f", ... ({len(seeds) - limit} more)" if len(seeds) > limit else "")
