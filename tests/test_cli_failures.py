@@ -203,3 +203,31 @@ def test_compare_where_every_arm_diverges_fails_and_saves_nothing(tmp_path, cli)
         "kldiv compare: error: training diverged in every run of every arm; arm kl: 2 of 2"
     )
     assert "saved" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_a_diverged_run_is_named_diverged_never_also_stuck(tmp_path, cli):
+    code, _, err = cli(
+        [
+            "run",
+            "--epochs",
+            "4",
+            "--learning-rate",
+            "10",
+            "--seeds",
+            "20",
+            "--no-plot",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0, err
+    lines = err.splitlines()
+    diverged_line = next(x for x in lines if "diverged" in x)
+    diverged = {int(s) for s in re.findall(r"(\d+) \(epoch", diverged_line)}
+    assert diverged  # this learning rate breaks some seeds in 4 epochs
+    stuck_line = next((x for x in lines if "stuck" in x), "")
+    stuck = {int(s) for s in re.findall(r"(\d+) \(train accuracy", stuck_line)}
+    assert not stuck & diverged
+    metrics = json.loads(next(tmp_path.iterdir()).joinpath("metrics.json").read_text())
+    assert {d["seed"] for d in metrics["diverged"]} == diverged

@@ -32,23 +32,26 @@ def shared(final: Mapping[str, Any]) -> list[str]:
     return [k for k in SHARED_METRICS if k in final]
 
 
+def accuracy_of_healthy(result: Any) -> np.ndarray:
+    """(runs,) final training accuracy, NaN for diverged runs: what the stuck rule reads (a
+    diverged run's accuracy can be finite, the argmax of non-finite outputs picking a class, and
+    it is a failure of its own kind, not a stuck run)."""
+    accuracy = np.asarray(result.final["train_accuracy"], np.float64)
+    return np.where(np.asarray(result.diverged) != 0, np.nan, accuracy)
+
+
 def failures(
     results: Mapping[str, Any], chance: float, paired: Any
 ) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, np.ndarray]]:
     """arm -> {"stuck": seeds, "diverged": seeds} (`kldiv.failures`' rules), and the stuck flags
     per arm over the paired seeds (`paired`: (seeds,) bool).
 
-    A run is one kind or the other, never both: a diverged run's final accuracy can be finite
-    (the argmax of non-finite outputs picks a class), so it is set aside before the stuck rule,
-    neither flagged stuck nor counted in the best arm's median.
+    A run is one kind or the other, never both (`accuracy_of_healthy`): a diverged run is neither
+    flagged stuck nor counted in the best arm's median.
 
     Raises ValueError: every run of every arm diverged (no accuracy for the stuck rule).
     """
-    accuracy = {
-        n: np.where(r.diverged != 0, np.nan, np.asarray(r.final["train_accuracy"], np.float64))
-        for n, r in results.items()
-    }
-    stuck = stuck_runs(accuracy, chance)
+    stuck = stuck_runs({n: accuracy_of_healthy(r) for n, r in results.items()}, chance)
     seeds = next(iter(results.values())).seeds
     diverged = failed_seeds({n: r.diverged != 0 for n, r in results.items()}, seeds)
     stuck_seeds = failed_seeds(stuck, seeds)

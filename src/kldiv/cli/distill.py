@@ -235,8 +235,7 @@ def _record(exp: Any, data: Any) -> dict[str, Any]:
 
 
 def _single(args: argparse.Namespace, console: Any, exp: Any, data: Any, result: Any) -> int:
-    from kldiv.cli.run import history_png
-    from kldiv.failures import chance_accuracy, stuck_runs
+    from kldiv.cli.run import history_png, stuck_flags
     from kldiv.records import save_run
 
     if not result.healthy.any():
@@ -259,8 +258,7 @@ def _single(args: argparse.Namespace, console: Any, exp: Any, data: Any, result:
         figure_png=png,
         extra=record,
     )
-    chance = chance_accuracy(data.loaded.labels_train)
-    stuck = stuck_runs({"run": result.final["train_accuracy"]}, chance)["run"]
+    stuck = stuck_flags(result, data.loaded)
     if stuck.any():
         guard.stderr(f"kldiv distill: warning: {stuck_line(result, stuck, data.loaded)}")
     final = result.final

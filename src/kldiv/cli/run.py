@@ -105,7 +105,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
     )
     if not result.healthy.all():
         guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
-    stuck = _stuck(result, data)
+    stuck = stuck_flags(result, data)
     if stuck.any():
         guard.stderr(f"kldiv run: warning: {stuck_line(result, stuck, data)}")
     for line in summary_lines(result.final, result.healthy):
@@ -115,10 +115,13 @@ def command(args: argparse.Namespace, console: Any) -> int:
     return 1 if (stuck | ~result.healthy).all() else 0
 
 
-def _stuck(result: Any, data: Any) -> Any:
+def stuck_flags(result: Any, data: Any) -> Any:
+    """(runs,) bool: the stuck runs of `result` on `data` (`kldiv.failures`' rule; a diverged
+    run is not stuck)."""
+    from kldiv.arms import accuracy_of_healthy
     from kldiv.failures import chance_accuracy, stuck_runs
 
-    accuracy = result.final["train_accuracy"]
+    accuracy = accuracy_of_healthy(result)
     return stuck_runs({"run": accuracy}, chance_accuracy(data.labels_train))["run"]
 
 
