@@ -129,9 +129,7 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, flag):
 
 
 def test_gaussian_decoder_on_real_values(cli, tmp_path):
-    code, out, err = cli(
-        ["vae", *FAST, "--decoder", "gaussian", "--binarize", "none", "--out", str(tmp_path)]
-    )
+    code, out, err = cli(["vae", *FAST, "--decoder", "gaussian", "--out", str(tmp_path)])
     assert code == 0, err
     assert "gaussian decoder on 64 values scaled to [0, 1]" in out
     path = _only_dir(tmp_path)

@@ -20,8 +20,16 @@ REDUCED = {"sum": "summed", "mean": "averaged"}
 PRIOR_SAMPLES_STREAM = 0x5A3
 
 
-def _parse_binarize(text: str) -> float | None:
-    return None if text == "none" else options.parse_float(text)
+def _parse_binarize(text: str) -> float | str:
+    return text if text in ("none", "auto") else options.parse_float(text)
+
+
+def binarize_threshold(value: float | str, decoder: str) -> float | None:
+    """--binarize: a threshold, "none", or "auto" (0.5 for a Bernoulli decoder, none for a
+    Gaussian one)."""
+    if value == "auto":
+        return 0.5 if decoder == "bernoulli" else None
+    return None if value == "none" else float(value)
 
 
 def add_parser(sub: Any) -> None:
@@ -76,8 +84,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--binarize",
         type=_parse_binarize,
-        default=0.5,
-        help="threshold on the scaled values: 1 at or above, 0 below (0.5), or none",
+        default="auto",
+        help="threshold on the scaled values: 1 at or above, 0 below; none; or auto (0.5 for "
+        "the bernoulli decoder, none for the gaussian)",
     )
     for term, what in (("reconstruction", "values"), ("kl", "latent dimensions")):
         g.add_argument(
@@ -269,7 +278,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
     if args.iwae < 0:
         raise ConfigError("iwae", f"expected a number of samples >= 0, got {args.iwae}")
     loaded = ex.load(exp)
-    dataset, scaling = prepare(loaded, args.binarize)
+    dataset, scaling = prepare(loaded, binarize_threshold(args.binarize, args.decoder))
     run = Run.for_data(exp.train, dataset)
     header = header_line(exp, run.model, scaling)
     guard.prepare_out(args.out)
