@@ -97,6 +97,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
     exp = options.experiment(args, args.loss, seeds)
     data = ex.load(exp)
     guard.prepare_out(args.out)
+    if not args.no_plot:
+        from kldiv.plot import preload
+
+        figure_modules = preload()  # imported while the compiled training runs
     with console.progress(f"training {len(seeds)} run(s)") as progress:
         result = ex.run(
             exp,
@@ -112,7 +116,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
                 f"{seeds[0]}; try a smaller learning rate"
             )
         raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
-    png = history_png(result, exp.train.loss) if not args.no_plot else None
+    png = None
+    if not args.no_plot:
+        figure_modules.join()
+        png = history_png(result, exp.train.loss)
     path = guard.save(
         args.out, save_run, exp, result, data=data, command=guard.command_line(), figure_png=png
     )
