@@ -13,9 +13,7 @@ calls the validation set "test", and so do the labels here. Values are (epochs,)
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +32,6 @@ __all__ = [
     "plot_final_by_arm",
     "plot_history",
     "plot_paired_differences",
-    "preload",
 ]
 
 # history key -> (split, quantity)
@@ -242,25 +239,6 @@ def plot_paired_differences(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"difference ({_ylabel(metric)})")
     ax.legend()
-
-
-def preload() -> threading.Thread:
-    """Start importing what `new_figure` and `figure_png` need (matplotlib's Figure and Agg
-    canvas, ~0.35 s) on a daemon thread and return it; join it before drawing.
-
-    For a command that trains first: training runs compiled code that releases the GIL, so the
-    import overlaps it instead of following it. Nothing else changes, and a failing import is left
-    for `new_figure` to raise.
-    """
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            import matplotlib.backends.backend_agg
-            import matplotlib.figure  # noqa: F401
-
-    thread = threading.Thread(target=load, name="kldiv-preload-matplotlib", daemon=True)
-    thread.start()
-    return thread
 
 
 def new_figure(
