@@ -20,6 +20,9 @@ median, and "paired" is the median of the per-round ratios. Rows:
            to an .npz here, with per-epoch validation and the figure
   jax      `kldiv run` / `import jax` plus a first array (how close a warm run is to JAX's floor)
   no-plot  `kldiv run --no-plot` / `kldiv run` (what the figure costs)
+  before   `kldiv run` / the same command of another kldiv install (`--baseline-kldiv`, e.g. the
+           main branch's venv), warm, each with its own cache: what the changes bought
+  before-first  the same, both with an empty cache
 
 A peer interpreter is an option (scikit-learn, numba and Keras are not kldiv dependencies; make a
 venv for each); a row whose interpreter is not given, or cannot import its peer, is skipped with
@@ -41,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KLDIV = str(Path(sys.executable).parent / "kldiv")
-ROWS = ("warm", "keras", "first", "seeds", "digits", "jax", "no-plot")
+ROWS = ("warm", "keras", "first", "seeds", "digits", "jax", "no-plot", "before", "before-first")
 ASKED = {"warm": 0.6, "keras": 0.08, "first": 1.0, "seeds": 0.8, "digits": 0.5}
 
 
@@ -55,6 +58,7 @@ class Command:
     fresh: bool = False
     seconds: list[float] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
 
 def measure(command: Command, tmp: Path) -> None:
@@ -76,6 +80,7 @@ def measure(command: Command, tmp: Path) -> None:
         shutil.rmtree(env["KLDIV_CACHE_DIR"], ignore_errors=True)
     command.seconds.append(seconds)
     command.peak_mb.append(usage.ru_maxrss / 1024)  # Linux: KiB
+    command.cpu.append(usage.ru_utime + usage.ru_stime)
 
 
 def peer_python(given: str | None, modules: str, fallback: bool = False) -> tuple[str | None, str]:
@@ -113,6 +118,7 @@ def main() -> None:
     parser.add_argument("--sklearn-python", default=None)
     parser.add_argument("--numba-python", default=None)
     parser.add_argument("--keras-python", default=None)
+    parser.add_argument("--baseline-kldiv", default=None, help="another install's kldiv script")
     args = parser.parse_args()
     rows = args.rows.split(",")
     unknown = set(rows) - set(ROWS)
@@ -152,12 +158,18 @@ def main() -> None:
         "Keras 3 + TensorFlow": None
         if keras is None
         else [keras, str(HERE / "tutorial_keras.py"), str(tmp / "keras.png")],
+        "baseline kldiv run": None
+        if args.baseline_kldiv is None
+        else [args.baseline_kldiv, *kldiv_run[1:]],
     }
+    commands["baseline, empty cache"] = commands["baseline kldiv run"]
     why = {
         "scikit-learn": sk_why,
         "scikit-learn, digits": sk_why,
         "numba, 1000 seeds": numba_why,
         "Keras 3 + TensorFlow": keras_why,
+        "baseline kldiv run": "no --baseline-kldiv given",
+        "baseline, empty cache": "no --baseline-kldiv given",
     }
     pairs = {
         "warm": ("kldiv run", "scikit-learn"),
@@ -167,13 +179,21 @@ def main() -> None:
         "digits": ("kldiv run --data digits", "scikit-learn, digits"),
         "jax": ("kldiv run", "import jax + first array"),
         "no-plot": ("kldiv run --no-plot", "kldiv run"),
+        "before": ("kldiv run", "baseline kldiv run"),
+        "before-first": ("kldiv run, empty cache", "baseline, empty cache"),
     }
     skipped = {row: why[pairs[row][1]] for row in rows if commands[pairs[row][1]] is None}
     for row, reason in skipped.items():
         print(f"skipping row {row!r}: {reason}")
     needed = [n for row in rows if row not in skipped for n in pairs[row]]
+    base_env = {**env, "KLDIV_CACHE_DIR": str(tmp / "baseline-cache")}
     table = {
-        name: Command(name, commands[name], env, fresh=name == "kldiv run, empty cache")
+        name: Command(
+            name,
+            commands[name],
+            base_env if name.startswith("baseline") else env,
+            fresh=name.endswith("empty cache"),
+        )
         for name in dict.fromkeys(needed)
     }
 
@@ -182,16 +202,18 @@ def main() -> None:
         measure(command, tmp)
         command.seconds.clear()
         command.peak_mb.clear()
+        command.cpu.clear()
     for r in range(args.repeat):
         order = list(table.values())
         for command in order if r % 2 == 0 else order[::-1]:
             measure(command, tmp)
         print(f"  round {r + 1} done", flush=True)
 
-    print(f"\nwhole process, median of {args.repeat} interleaved rounds (peak RSS, median):")
+    print(f"\nwhole process, medians of {args.repeat} interleaved rounds: wall, CPU, peak RSS")
     for command in table.values():
         print(
             f"  {command.name:26s} {statistics.median(command.seconds):7.3f} s"
+            f"  {statistics.median(command.cpu):7.3f} s CPU"
             f"  {statistics.median(command.peak_mb):6.0f} MB"
         )
     print("\n| row | kldiv | peer | kldiv / peer (medians) | paired | asked |")
