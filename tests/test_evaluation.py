@@ -156,3 +156,22 @@ def test_soft_target_ece_scores_the_predicted_class_probability_and_is_zero_at_q
         q = softmax(logits[r], axis=-1)
         right = y[np.arange(400), q.argmax(axis=-1)]  # expected accuracy of the prediction
         np.testing.assert_allclose(got[r], ece_loop(q, right), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_shared_metrics_in_blocks_of_runs_are_the_same_bits(monkeypatch, soft):
+    from kldiv import evaluation
+
+    model = MLP((2, 50, 3))
+    params = stacked(model, range(7))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    y = rng.dirichlet(np.ones(3), size=60) if soft else np.eye(3)[rng.integers(0, 3, 60)]
+    sets = {"train": (x, y), "test": (x[:40], y[:40])}
+    whole = evaluation.shared_metrics(model, params, sets)
+    monkeypatch.setattr(evaluation, "RUNS_AT_ONCE", 3)  # blocks 3, 3, 1 padded to 3
+    blocked = evaluation.shared_metrics(model, params, sets)
+    assert whole.keys() == blocked.keys()
+    for k in whole:
+        assert whole[k].shape == (7,)
+        np.testing.assert_array_equal(whole[k], blocked[k])

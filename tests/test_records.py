@@ -365,3 +365,24 @@ def test_an_interrupt_while_moving_into_place_leaves_nothing(tmp_path, monkeypat
     monkeypatch.undo()
     assert rd.path is None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_history_json_is_the_text_json_dumps_gives(n_seeds):
+    """Built a run at a time, the text is still `json.dumps(doc, indent=1)` byte for byte."""
+    rng = np.random.default_rng(1)
+    history = {
+        k: rng.random((n_seeds, 4)).astype(np.float32)
+        for k in ("loss", "accuracy", "val_loss", 'odd "key"\u00e9')
+    }
+    history["loss"][0, 1], history["accuracy"][-1, 2] = np.nan, np.inf
+    seeds = [5, 9, 2][:n_seeds]
+    runs = {k: np.asarray(v, np.float64) for k, v in history.items()}
+
+    def clean(row):
+        return [float(v) if np.isfinite(v) else None for v in row]
+
+    doc = {"seeds": seeds, "epochs": 4}
+    for k, v in runs.items():
+        doc[k] = clean(v[0]) if n_seeds == 1 else [clean(r) for r in v]
+    assert history_json(history, seeds) == json.dumps(doc, indent=1) + "\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 from kldiv.checks import ConfigError
 
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
+_executables: Path | None = None
 
 
 def default_cache_dir() -> str:
@@ -37,7 +38,8 @@ def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -
       $XLA_FLAGS is left as it is.
     cache_dir: where compiled programs persist across processes (default `default_cache_dir()`;
       "" disables), so a repeated command skips compilation. A directory that cannot be created or
-      written disables the cache, with one line on stderr.
+      written disables the cache, with one line on stderr. Its `executables` folder keeps the
+      training programs themselves (`executable_cache_dir`).
 
     Raises:
       ConfigError (a ValueError) naming XLA_FLAGS or JAX_PLATFORMS: $XLA_FLAGS holds a token that
@@ -51,6 +53,8 @@ def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -
             raise ValueError(f"cpu_devices: expected an integer >= 1, got {cpu_devices!r}")
         os.environ["XLA_FLAGS"] = " ".join([*flags.split(), f"{_DEVICE_FLAG}={count}"])
     check_platforms()
+    global _executables
+    _executables = None
     cache = default_cache_dir() if cache_dir is None else cache_dir
     if cache:
         problem = _unusable(cache)
@@ -62,6 +66,14 @@ def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        _executables = Path(cache) / "executables"
+
+
+def executable_cache_dir() -> Path | None:
+    """Where compiled training programs persist (`kldiv.engine.executables`): the `executables`
+    folder of the compilation cache `configure` set up; None before `configure`, or with the cache
+    disabled."""
+    return _executables
 
 
 def check_xla_flags(flags: str) -> str:

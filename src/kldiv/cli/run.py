@@ -66,14 +66,15 @@ def divergence_line(result: Any) -> str:
     return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
 
 
-def history_png(result: Any, what: str) -> bytes:
-    """The tutorial's loss and accuracy figure of the healthy runs, titled `what` and the seeds."""
-    from kldiv.plot import figure_png, history_figure
+def history_png(result: Any, what: str, figure: Any = None) -> bytes:
+    """The tutorial's loss and accuracy figure of the healthy runs, titled `what` and the seeds;
+    drawn by `figure` (a `kldiv.figure_process.FigureProcess` started earlier) if given."""
+    from kldiv.figure_process import draw
 
     history = {k: v[result.healthy] for k, v in result.history.items()}
     runs = int(result.healthy.sum())
     title = f"{what}, {runs} seed{'s' if runs > 1 else ''}"
-    return figure_png(history_figure(history, title=title))
+    return draw(history, title) if figure is None else figure.png(history, title)
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
@@ -84,14 +85,25 @@ def command(args: argparse.Namespace, console: Any) -> int:
     exp = options.experiment(args, args.loss, seeds)
     data = ex.load(exp)
     guard.prepare_out(args.out)
-    with console.progress(f"training {len(seeds)} run(s)") as progress:
-        result = ex.run(
-            exp,
-            data=data,
-            epoch_chunk=None if len(seeds) > 1 else 10,
-            on_progress=guard.checking(progress),
-        )
+    from kldiv.figure_process import FigureProcess
+
+    # the figure's imports run in a helper process, on another core, while this one trains
+    figure = None if args.no_plot else FigureProcess(band=len(seeds) > 1)
+    try:
+        with console.progress(f"training {len(seeds)} run(s)") as progress:
+            result = ex.run(
+                exp,
+                data=data,
+                epoch_chunk=None if len(seeds) > 1 else 10,
+                on_progress=guard.checking(progress),
+            )
+    except BaseException:
+        if figure is not None:
+            figure.close()
+        raise
     if not result.healthy.any():
+        if figure is not None:
+            figure.close()
         if len(seeds) == 1:
             epoch = int(result.diverged[0])
             raise guard.RunFailed(
@@ -99,7 +111,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
                 f"{seeds[0]}; try a smaller learning rate"
             )
         raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
-    png = history_png(result, exp.train.loss) if not args.no_plot else None
+    png = None if figure is None else history_png(result, exp.train.loss, figure)
     path = guard.save(
         args.out, save_run, exp, result, data=data, command=guard.command_line(), figure_png=png
     )

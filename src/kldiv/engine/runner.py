@@ -29,11 +29,12 @@ import numpy as np
 from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
-from kldiv.engine import lanes
+from kldiv.engine import executables, lanes
 from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
 from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
 from kldiv.objectives import FULL_SUPPORT_LOSSES, Classifier, final_keys, history_keys
+from kldiv.runtime import executable_cache_dir
 
 ProgressFn = Callable[[int, int], None]
 
@@ -130,7 +131,8 @@ _COMPILER_OPTIONS = {"generic": None, "lanes": lanes.COMPILER_OPTIONS}
 
 @functools.lru_cache(maxsize=64)
 def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> Callable:
-    """One chunk's `kind` program compiled once for `devices`, each running one chunk.
+    """One chunk's `kind` program compiled once for `devices`, each running one chunk (and kept
+    on disk where `kldiv.runtime.configure` set up a cache: `kldiv.engine.executables`).
 
     Called as program(chunked, whole) with two tuples of arguments: every leaf of `chunked` carries
     a leading (devices,) axis split over the devices; `whole` (the data, if any) is replicated.
@@ -150,7 +152,9 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
         out_specs=split,
         check_vma=False,  # per-device programs: no collectives
     )
-    return jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
+    jitted = jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
+    name = f"{path} {kind} {sorted(static.items())} {run!r} {_COMPILER_OPTIONS[path]}"
+    return executables.cached(jitted, name, devices, executable_cache_dir())
 
 
 def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:

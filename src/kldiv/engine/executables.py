@@ -1,0 +1,228 @@
+"""Compiled training programs kept on disk, so a repeated command skips tracing, lowering and
+compiling: `cached(jitted, name, devices)` wraps a jitted program; its first call with a given
+argument signature loads the executable this machine compiled earlier, or compiles and stores it.
+
+JAX's persistent compilation cache (`kldiv.runtime.configure`) saves only XLA's compile: every
+process still traces the Python program and lowers it to StableHLO to compute that cache's key,
+about 1 s of a warm `kldiv run` (measured, `benchmarks/bench_peers.py`). Here the key is computed
+without tracing, from everything that can change the executable:
+
+  * the program: its name (path, kind, static sizes) and `repr` of the `Run` it computes;
+  * the arguments: tree structure, shapes, dtypes and placement;
+  * the code: kldiv's version and a hash of every source file of the package, the versions of
+    Python, JAX and jaxlib, and every JAX config value (x64, PRNG implementation, promotion...);
+  * the machine: the backend's platform and version, the execution devices and how many devices
+    the process has, the CPU's model and feature flags (an executable built for AVX-512 must never
+    load on a CPU without it), and $XLA_FLAGS.
+
+Safety. `jax.experimental.serialize_executable` stores the executable with pickle (its argument
+and result trees, and the executable itself through pickle's persistent ids), and unpickling
+runs code. An entry is therefore loaded only from kldiv's own cache directory (created 0700),
+only when that directory and the entry belong to this user and neither is writable by group or
+others, only under the name the tool gave it (the SHA-256 of its key), and only when the SHA-256
+of its payload, stored beside it, matches. User data never goes through pickle: the cache holds
+compiled programs only, and training arrays are passed at call time. Any problem — no entry, a
+corrupt or truncated one, one this JAX cannot load, one whose first call fails — falls back to
+compiling, silently, and the fresh executable replaces the entry (written atomically: temporary
+file, then rename).
+
+What is stored is always a fresh compile: on XLA:CPU (jaxlib 0.10.2) an executable that JAX
+itself loaded from its persistent cache serialises without some of its kernels, and the copy
+fails at its first call ("Function wrapped_broadcast not found"). So a miss compiles with JAX's
+persistent cache switched off for that one compile (process-wide state: not for concurrent
+compiles on other threads), and the first call of every loaded executable waits for its results,
+so a bad entry is caught there and replaced.
+
+A loaded executable is the one a compile made, so results are bit-identical to compiling
+(tests/test_executables.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import pickle
+import platform
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+import kldiv
+
+FORMAT = 1
+_MAGIC = b"kldiv-executable-1\n"
+_DIGEST = 32  # bytes of SHA-256
+
+
+@functools.cache
+def _source_hash() -> str:
+    """SHA-256 over the path and content of every Python file of the kldiv package."""
+    root = Path(kldiv.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def _cpu() -> str:
+    """The CPU's model and feature flags (Linux: /proc/cpuinfo's first processor)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f.read().split("\n\n")[0].splitlines() if ":" in line]
+        fields = dict(line.split(":", 1) for line in lines)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        return " ".join(fields.get(k, "") for k in ("vendor_id", "model name", "flags", "Features"))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _environment() -> list[str]:
+    """What can change a compiled program besides the program and its arguments."""
+    import jaxlib
+
+    backend = jax.local_devices()[0].client
+    return [
+        f"format {FORMAT}",
+        f"kldiv {kldiv.__version__} {_source_hash()}",
+        f"python {sys.version}",
+        f"jax {jax.__version__} jaxlib {jaxlib.__version__}",
+        f"backend {backend.platform} {backend.platform_version}",
+        f"devices {jax.device_count()} {jax.local_device_count()}",
+        f"cpu {_cpu()} {platform.machine()}",
+        f"XLA_FLAGS {os.environ.get('XLA_FLAGS', '')}",
+        *(f"{k} {v!r}" for k, v in sorted(jax.config.values.items())),
+    ]
+
+
+def _signature(args: tuple) -> str:
+    """Tree structure, shapes, dtypes and placement of a call's arguments."""
+    leaves, tree = jax.tree.flatten(args)
+
+    def leaf(a: Any) -> str:
+        where = repr(a.sharding) if isinstance(a, jax.Array) and a.committed else "host"
+        return f"{type(a).__name__} {a.shape} {a.dtype} {where}"
+
+    return "\n".join([str(tree), *map(leaf, leaves)])
+
+
+def usable_directory(directory: Path) -> bool:
+    """Whether `directory` may hold executables: it exists (created 0700 if missing), is a real
+    directory owned by this user, and neither group nor others can write to it."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return _private(directory.lstat(), directory=True)
+    except OSError:
+        return False
+
+
+def _private(st: os.stat_result, *, directory: bool) -> bool:
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return kind(st.st_mode) and owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def load(path: Path, devices: Sequence[Any]) -> Any | None:
+    """The executable stored at `path` loaded onto `devices`, or None where there is none or it
+    cannot be trusted or loaded (see the module docstring)."""
+    try:
+        with open(path, "rb") as f:
+            if not _private(os.fstat(f.fileno()), directory=False):
+                return None
+            blob = f.read()
+        header = len(_MAGIC) + _DIGEST
+        if not blob.startswith(_MAGIC) or len(blob) <= header:
+            return None
+        payload = blob[header:]
+        if hashlib.sha256(payload).digest() != blob[len(_MAGIC) : header]:
+            return None
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        serialized, in_tree, out_tree = pickle.loads(payload)
+        return deserialize_and_load(serialized, in_tree, out_tree, execution_devices=devices)
+    except Exception:  # any failure to load means: compile instead
+        return None
+
+
+def store(path: Path, compiled: Any) -> None:
+    """Write `compiled` to `path` atomically; a program that cannot be serialised, or a write
+    that fails, leaves no entry (the next process compiles again)."""
+    try:
+        from jax.experimental.serialize_executable import serialize
+
+        payload = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except Exception:  # a cache that cannot be written is only slower
+        return
+
+
+@contextlib.contextmanager
+def _without_persistent_cache() -> Iterator[None]:
+    """JAX's persistent compilation cache off (neither read nor written) inside the block."""
+    from jax.experimental.compilation_cache.compilation_cache import reset_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    reset_cache()  # JAX decides once per process whether its cache is used
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        reset_cache()
+
+
+def compile_fresh(jitted: Any, args: tuple) -> Any:
+    """`jitted` lowered and compiled for `args` by XLA, never taken from JAX's cache."""
+    with _without_persistent_cache():
+        return jitted.lower(*args).compile()
+
+
+def cached(
+    jitted: Any, name: str, devices: Sequence[Any], directory: Path | None
+) -> Callable[..., Any]:
+    """`jitted` (a `jax.jit` function run on `devices`) as a callable whose compiled executables
+    persist in `directory` (None: `jitted` itself, nothing stored). `name` identifies the program
+    and everything static it closes over; it is part of the key, so it must change whenever the
+    traced program would."""
+    if directory is None or not usable_directory(directory):
+        return jitted
+    compiled: dict[str, Any] = {}
+    devices = tuple(devices)
+    where = ", ".join(f"{d.platform}:{d.id}" for d in devices)
+
+    def call(*args: Any) -> Any:
+        signature = _signature(args)
+        program = compiled.get(signature)
+        if program is None:
+            key = "\n".join([name, f"on {where}", signature, *_environment()])
+            path = directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
+            program = load(path, devices)
+            if program is not None:
+                try:  # a loaded executable proves itself on its first call
+                    result = jax.block_until_ready(program(*args))
+                except Exception:  # XLA's runtime errors: compile instead
+                    program = None
+                else:
+                    compiled[signature] = program
+                    return result
+            program = compile_fresh(jitted, args)
+            store(path, program)
+            compiled[signature] = program
+        return program(*args)
+
+    return call

@@ -1,0 +1,200 @@
+"""Compiled programs kept on disk: a loaded executable gives the bits a compiled one gives, and a
+missing, corrupt or untrusted entry falls back to compiling."""
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from kldiv.config import TrainConfig
+from kldiv.data import blobs_dataset
+from kldiv.engine import executables, runner, train
+
+SMALL = TrainConfig(epochs=3, hidden=(8,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blobs_dataset()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private executable cache for the runner, with the in-process program cache emptied
+    before and after (so each `train` call goes through the disk cache)."""
+    directory = tmp_path / "executables"
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: directory)
+    runner._program.cache_clear()
+    yield directory
+    runner._program.cache_clear()
+
+
+def _fresh_train(*args, **kwargs):
+    runner._program.cache_clear()
+    return train(*args, **kwargs)
+
+
+def _leaves(result):
+    return jax.tree.leaves((result.params, result.history, result.final))
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b), strict=True))
+
+
+def _spy(monkeypatch):
+    """Counts of executables loaded from disk and compiled (stored)."""
+    counts = {"loaded": 0, "stored": 0}
+    load, store = executables.load, executables.store
+
+    def counting_load(path, devices):
+        program = load(path, devices)
+        counts["loaded"] += program is not None
+        return program
+
+    def counting_store(path, compiled):
+        counts["stored"] += 1
+        store(path, compiled)
+
+    monkeypatch.setattr(executables, "load", counting_load)
+    monkeypatch.setattr(executables, "store", counting_store)
+    return counts
+
+
+@pytest.mark.parametrize("path", ["lanes", "generic"])
+def test_a_loaded_executable_gives_the_bits_of_a_compiled_one(data, cache, monkeypatch, path):
+    counts = _spy(monkeypatch)
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    compiled = _fresh_train(SMALL, data, [0, 7], path=path, epoch_chunk=2)
+    assert counts == {"loaded": 0, "stored": 0}
+
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: cache)
+    stored = _fresh_train(SMALL, data, [0, 7], path=path, epoch_chunk=2)
+    assert counts["stored"] >= 2 and counts["loaded"] == 0  # init and epochs programs
+    entries = sorted(cache.glob("*.bin"))
+    assert len(entries) == counts["stored"]
+
+    loaded = _fresh_train(SMALL, data, [0, 7], path=path, epoch_chunk=2)
+    assert counts["loaded"] == len(entries) and counts["stored"] == len(entries)
+    assert _same(compiled, stored) and _same(compiled, loaded)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:-10] + bytes(10),  # payload changed: digest mismatch
+        lambda b: b[:40] + b"not a pickle",
+        lambda b: b"",
+    ],
+    ids=["truncated", "flipped", "garbage", "empty"],
+)
+def test_a_corrupt_entry_falls_back_to_compiling_and_is_replaced(data, cache, monkeypatch, damage):
+    reference = _fresh_train(SMALL, data, [3])
+    entries = sorted(cache.glob("*.bin"))
+    for entry in entries:
+        entry.write_bytes(damage(entry.read_bytes()))
+    counts = _spy(monkeypatch)
+    again = _fresh_train(SMALL, data, [3])
+    assert counts == {"loaded": 0, "stored": len(entries)}
+    assert _same(reference, again)
+    counts["stored"] = 0
+    third = _fresh_train(SMALL, data, [3])  # the replaced entries load
+    assert counts == {"loaded": len(entries), "stored": 0} and _same(reference, third)
+
+
+def test_an_unloadable_payload_with_a_valid_digest_falls_back(data, cache, monkeypatch):
+    """A well-formed entry whose executable this JAX cannot load (another version wrote it)."""
+    import hashlib
+    import pickle
+
+    reference = _fresh_train(SMALL, data, [4])
+    payload = pickle.dumps((b"not an executable", None, None))
+    for entry in cache.glob("*.bin"):
+        entry.write_bytes(executables._MAGIC + hashlib.sha256(payload).digest() + payload)
+    assert _same(reference, _fresh_train(SMALL, data, [4]))
+
+
+def test_the_key_changes_with_what_the_program_computes(data, cache):
+    _fresh_train(SMALL, data, [0])
+    first = set(cache.glob("*.bin"))
+    _fresh_train(SMALL, data, [0])
+    assert set(cache.glob("*.bin")) == first  # same program: the same entries
+    _fresh_train(TrainConfig(epochs=3, hidden=(9,)), data, [0])
+    wider = set(cache.glob("*.bin")) - first
+    assert len(wider) == len(first)  # another width: other entries
+    _fresh_train(SMALL, data, list(range(40)))  # more runs per chunk: other argument shapes
+    assert len(set(cache.glob("*.bin")) - first - wider) >= 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_directory_others_can_write_is_not_used(data, cache, monkeypatch):
+    cache.mkdir(mode=0o700)
+    cache.chmod(0o777)
+    counts = _spy(monkeypatch)
+    _fresh_train(SMALL, data, [0])
+    assert counts == {"loaded": 0, "stored": 0} and not list(cache.iterdir())
+    assert not executables.usable_directory(cache)
+    cache.chmod(0o700)
+    assert executables.usable_directory(cache)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_an_entry_others_can_write_is_not_loaded(data, cache, monkeypatch):
+    reference = _fresh_train(SMALL, data, [1])
+    for entry in cache.glob("*.bin"):
+        entry.chmod(0o666)
+    counts = _spy(monkeypatch)
+    assert _same(reference, _fresh_train(SMALL, data, [1]))
+    assert counts["loaded"] == 0 and counts["stored"] >= 1
+    assert all(entry.stat().st_mode & 0o077 == 0 for entry in cache.glob("*.bin"))
+
+
+def test_the_cache_directory_is_created_private(tmp_path):
+    directory = tmp_path / "a" / "executables"
+    assert executables.usable_directory(directory)
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_no_cache_directory_means_the_jitted_program_itself():
+    jitted = jax.jit(lambda x: x + 1)
+    assert executables.cached(jitted, "add one", jax.local_devices()[:1], None) is jitted
+
+
+def test_configure_puts_executables_inside_the_compilation_cache(tmp_path):
+    from kldiv import runtime
+
+    before = runtime.executable_cache_dir()
+    try:
+        runtime.configure(cache_dir=str(tmp_path))
+        assert runtime.executable_cache_dir() == Path(tmp_path) / "executables"
+        runtime.configure(cache_dir="")
+        assert runtime.executable_cache_dir() is None
+    finally:
+        runtime.configure(cache_dir="" if before is None else str(before.parent))
+
+
+def test_a_loaded_executable_that_fails_at_its_first_call_is_replaced(data, cache, monkeypatch):
+    reference = _fresh_train(SMALL, data, [2])
+
+    def broken(*args):
+        raise RuntimeError("INTERNAL: Error dispatching computation")
+
+    monkeypatch.setattr(executables, "load", lambda path, devices: broken)
+    counts = _spy(monkeypatch)  # counts stores; `load` always returns `broken`
+    assert _same(reference, _fresh_train(SMALL, data, [2]))
+    assert counts["stored"] == len(list(cache.glob("*.bin")))
+
+
+def test_an_executable_jax_loaded_from_its_own_cache_is_never_what_is_stored(
+    data, cache, monkeypatch
+):
+    """XLA:CPU re-serialises such an executable without some kernels; storing only fresh
+    compiles keeps every entry loadable (the warm run below would fail otherwise)."""
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    reference = _fresh_train(SMALL, data, [6], path="lanes")  # into JAX's persistent cache
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: cache)
+    _fresh_train(SMALL, data, [6], path="lanes")  # a miss here, a hit in JAX's cache
+    assert _same(reference, _fresh_train(SMALL, data, [6], path="lanes"))

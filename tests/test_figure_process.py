@@ -1,0 +1,61 @@
+"""The figure helper process: the PNG it returns is the one drawn in-process, byte for byte, and
+any failure of the helper falls back to drawing in-process."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kldiv import figure_process
+from kldiv.figure_process import FigureProcess, draw
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _history(seeds):
+    rng = np.random.default_rng(0)
+    keys = ("loss", "val_loss", "accuracy", "val_accuracy")
+    return {k: rng.random((seeds, 12)).astype(np.float32) for k in keys}
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_the_helper_draws_the_in_process_figure_byte_for_byte(seeds):
+    history = _history(seeds)
+    with FigureProcess(band=seeds > 1) as figure:
+        png = figure.png(history, "kl, 3 seeds")
+    assert png.startswith(_PNG) and png == draw(history, "kl, 3 seeds")
+
+
+def test_a_helper_that_fails_falls_back_to_drawing_here(monkeypatch):
+    history = _history(1)
+    real_popen = subprocess.Popen
+
+    def failing(argv, **kwargs):  # a helper that exits at once with an error
+        return real_popen([sys.executable, "-c", "import sys; sys.exit(3)"], **kwargs)
+
+    monkeypatch.setattr(figure_process.subprocess, "Popen", failing)
+    png = FigureProcess().png(history, "kl, 1 seed")
+    assert png == draw(history, "kl, 1 seed")
+
+
+def test_a_helper_that_cannot_start_falls_back_to_drawing_here(monkeypatch):
+    def cannot(argv, **kwargs):
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(figure_process.subprocess, "Popen", cannot)
+    history = _history(1)
+    assert FigureProcess().png(history, "t") == draw(history, "t")
+
+
+def test_the_helper_imports_neither_jax_nor_the_training_code():
+    check = "import sys, kldiv.figure_process; print('jax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_an_unused_helper_is_stopped():
+    figure = FigureProcess()
+    proc = figure._proc
+    figure.close()
+    assert proc is not None and proc.returncode is not None
