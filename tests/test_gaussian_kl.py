@@ -430,3 +430,12 @@ def test_effective_beta_is_the_weight_the_gradient_sees(reconstruction, kl):
             naive = np.asarray(jax.grad(elbo)(w, beta))
             cosine = g @ naive / np.linalg.norm(g) / np.linalg.norm(naive)
             assert cosine < 1 - 1e-6
+
+
+@pytest.mark.parametrize("module", ["kldiv.gaussian", "kldiv.objectives", "kldiv.losses"])
+def test_each_module_imports_first_in_a_fresh_process(module):
+    import subprocess
+    import sys
+
+    code = f"import {module}; from kldiv.losses import gaussian_kl_divergence"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -18,8 +18,6 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from kldiv.losses import _prepare
-
 __all__ = ["effective_beta", "gaussian_kl_divergence", "gaussian_kl_divergence_between"]
 
 # 1 / (2 (k + 2)!) for k = 0..19: (e^x - 1 - x) / 2 = x^2 (c_0 + c_1 x + ...). At |x| <= 1 the
@@ -113,6 +111,8 @@ def gaussian_kl_divergence(
       Kingma and Welling, `Auto-Encoding Variational Bayes <https://arxiv.org/abs/1312.6114>`_,
       2014, Appendix B.
     """
+    from kldiv.losses import _prepare  # here: kldiv.losses imports this module's functions
+
     (m, lv), out_dtype, axis = _prepare(axis, mean=mean, log_variance=log_variance)
     terms = _half_expm1mx(lv) + 0.5 * jnp.square(m)
     return jnp.sum(terms, axis=axis).astype(out_dtype)
@@ -158,6 +158,8 @@ def gaussian_kl_divergence_between(
     Returns:
       The divergence in nats, shape of the inputs without ``axis``.
     """
+    from kldiv.losses import _prepare
+
     (mp, lvp, mq, lvq), out_dtype, axis = _prepare(
         axis,
         mean_p=mean_p,

@@ -854,8 +854,8 @@ def get_loss(name: str) -> TrainingLoss:
     return LOSSES[canonical_loss_name(name)]
 
 
-# The Gaussian (VAE) divergences live in their own module, which takes `_prepare` from this one;
-# importing them last keeps either import order working.
+# The Gaussian (VAE) divergences live in their own module, which takes `_prepare` from this one
+# when called (not when imported), so either module can be imported first.
 from kldiv.gaussian import (  # noqa: E402
     effective_beta,
     gaussian_kl_divergence,
