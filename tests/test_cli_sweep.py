@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -375,3 +376,36 @@ def test_a_sweep_over_a_csv_file_resumes_on_the_same_data_and_refuses_a_changed_
     alone = train(first.train, loaded, plan.seeds)
     for k, v in alone.final.items():
         np.testing.assert_array_equal(resumed[first.name].final[k], v, err_msg=k)
+
+
+def test_a_failing_local_task_is_one_line_keeps_the_finished_and_resumes(
+    cli, tmp_path, monkeypatch
+):
+    from kldiv.sweep import task
+
+    run_task, calls = task.run_task, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return run_task(*args, **kwargs)
+
+    monkeypatch.setattr(task, "run_task", second_fails)
+    args = ["sweep", "--grid", "loss=kl,ce", "--seeds", "2", "--epochs", "2", "--no-plot"]
+    code, _, err = cli([*args, "--out", str(tmp_path)])
+    directory = sweep_dir(tmp_path)
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "a task failed (loss=" in err and "RuntimeError: boom" in err
+    resume = f"kldiv sweep --resume {shlex.quote(str(directory))}"
+    assert err.endswith(f"; 2 of 4 runs stored; resume with: {resume}\n")
+    runs, _ = stored(directory)
+    assert sum(r.seeds.size for r in runs.values()) == 2
+    monkeypatch.setattr(task, "run_task", run_task)
+    code, _, err = cli(["sweep", "--resume", str(directory), "--no-plot"])
+    assert code == 0, err
+    runs, _ = stored(directory)
+    assert {n: sorted(r.seeds.tolist()) for n, r in runs.items()} == {
+        "loss=kl": [0, 1],
+        "loss=ce": [0, 1],
+    }

@@ -258,10 +258,10 @@ def _run_and_summarize(
                 store.add(result, args.backend)
 
             with console.progress(f"sweeping {n_runs} runs") as progress:
-                if args.backend == "local":
-                    backends.run_local(todo, arrays, stored, guard.checking(progress))
-                else:
-                    try:
+                try:
+                    if args.backend == "local":
+                        backends.run_local(todo, arrays, stored, guard.checking(progress))
+                    else:
                         info = backends.run_ray(
                             todo,
                             arrays,
@@ -271,11 +271,12 @@ def _run_and_summarize(
                             max_retries=args.max_retries,
                             check=guard.check_interrupted,
                         )
-                    except backends.TaskFailed as err:
-                        raise guard.RunFailed(
-                            f"{err}; {store.count()} of {total} runs stored; resume with: "
-                            f"{resume_command(directory)}"
-                        ) from None
+                except backends.TaskFailed as err:
+                    raise guard.RunFailed(
+                        f"{err}; {store.count()} of {total} runs stored; resume with: "
+                        f"{resume_command(directory)}"
+                    ) from None
+                if args.backend == "ray":
                     where = info["address"] or "a local Ray instance"
                     console.info(f"ray: {where}, ray.init {info['init_seconds']:.1f} s")
         guard.check_interrupted()

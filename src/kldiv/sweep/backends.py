@@ -50,8 +50,12 @@ def run_local(
     """Run every task in this process, one after the other, each on all local devices.
 
     on_progress(runs done, runs total) ticks inside tasks too (per compiled block of epochs).
+
+    Raises:
+      TaskFailed: a task raised (not a user's ConfigError, which propagates as it is); the tasks
+        before it are stored.
     """
-    from kldiv.sweep.task import run_task
+    from kldiv.sweep import task
 
     total = sum(_n_runs(p) for p in payloads)
     before = 0
@@ -62,7 +66,15 @@ def run_local(
             if on_progress is not None:
                 on_progress(before + (n * done) // max(of, 1), total)
 
-        on_result(run_task(p, data, on_progress=tick))
+        try:
+            result = task.run_task(p, data, on_progress=tick)
+        except ConfigError:
+            raise
+        except Exception as err:  # a defect: one line, and what finished stays stored
+            raise TaskFailed(
+                f"a task failed ({describe(p)}): {type(err).__name__}: {err}"
+            ) from None
+        on_result(result)
         before += n
         if on_progress is not None:
             on_progress(before, total)
