@@ -13,6 +13,7 @@ os.environ.setdefault("KLDIV_CACHE_DIR", tempfile.mkdtemp(prefix="kldiv-test-cac
 configure(cpu_devices=2)
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -30,3 +31,13 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    """Runs the test in float32 and, with x64 enabled, in float64."""
+    if request.param is np.float64:
+        with jax.enable_x64(True):
+            yield request.param
+    else:
+        yield request.param

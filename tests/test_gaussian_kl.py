@@ -22,16 +22,6 @@ LOG_VARIANCES = sorted({*np.linspace(-30.0, 30.0, 61).tolist(), *EDGES})
 MEANS = [0.0, 1e-3, -1.0, 7.5, -1e3]
 
 
-@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
-def dtype(request):
-    """Runs the test in float32 and, with x64 enabled, in float64."""
-    if request.param is np.float64:
-        with jax.enable_x64(True):
-            yield request.param
-    else:
-        yield request.param
-
-
 def _mp_term(m, lv):
     """0.5 (e^lv - 1 - lv + m^2) at 50 digits, from the exact binary values of the inputs."""
     with mpmath.workdps(50):

@@ -24,16 +24,6 @@ PROPERTY = settings(max_examples=25, deadline=None)
 TOL = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-11, "atol": 1e-12}}
 
 
-@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
-def dtype(request):
-    """Runs the test in float32 and, with x64 enabled, in float64."""
-    if request.param is np.float64:
-        with jax.enable_x64(True):
-            yield request.param
-    else:
-        yield request.param
-
-
 def _rng(seed=0):
     return np.random.default_rng(seed)
 

@@ -313,6 +313,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
         )
     title = f"VAE, latent {exp.train.vae.latent}, beta {exp.train.vae.beta:g}"
     pngs = {} if args.no_plot else _figures(result, run, dataset, title, healthy)
+    beta_eff = exp.train.vae.effective_beta(run.model.n_inputs)
     latent_json = {
         "seeds": [int(s) for s in result.seeds[healthy]],
         "kl_per_dimension": summary.kl.tolist(),
@@ -321,7 +322,7 @@ def command(args: argparse.Namespace, console: Any) -> int:
         "collapsed": summary.collapsed.tolist(),
         "importance_weighted_bound": None if iwae is None else iwae.tolist(),
         "importance_samples": args.iwae,
-        "effective_beta": exp.train.vae.effective_beta(run.model.n_inputs),
+        "effective_beta": beta_eff,
     }
     lines = [header, *summary_lines(pick, summary, iwae, exp.train.vae.latent)]
     page = html_report(
@@ -351,7 +352,6 @@ def command(args: argparse.Namespace, console: Any) -> int:
     if not healthy.all():
         guard.stderr(f"kldiv vae: warning: {divergence_line(result)}")
     vae = exp.train.vae
-    beta_eff = vae.effective_beta(run.model.n_inputs)
     if beta_eff != vae.beta:
         guard.stderr(
             f"kldiv vae: warning: with the reconstruction {REDUCED[vae.reconstruction]} and the "
