@@ -59,3 +59,54 @@ def test_an_unused_helper_is_stopped():
     proc = figure._proc
     figure.close()
     assert proc is not None and proc.returncode is not None
+
+
+def test_take_hands_over_the_helper_started_early_and_discard_stops_an_untaken_one():
+    figure_process.start_early(band=False)
+    early = figure_process._early
+    figure_process.start_early(band=True)  # one waiting helper at most
+    assert figure_process._early is early
+    taken = figure_process.take(band=True)
+    assert taken is early and figure_process._early is None
+    history = _history(3)  # a band figure from a helper started without SciPy: same bytes
+    assert taken.png(history, "kl, 3 seeds") == draw(history, "kl, 3 seeds")
+
+    figure_process.start_early()
+    proc = figure_process._early._proc
+    figure_process.discard_early()
+    assert figure_process._early is None and proc.returncode is not None
+
+
+def _early_starts(monkeypatch, argv):
+    """main(argv)'s exit code and the arguments of each start_early call it made."""
+    from kldiv.cli.main import main
+
+    calls = []
+    monkeypatch.setattr(figure_process, "start_early", lambda **kw: calls.append(kw))
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # --help
+        code = exit.code
+    return code, calls
+
+
+@pytest.mark.parametrize(
+    "argv, band",
+    [
+        (["run", "--epochs", "0"], False),  # a usage error: the helper is started, then stopped
+        (["run", "--seeds", "3", "--epochs", "0"], True),
+        (["run", "--seeds=0-2", "--epochs", "0"], True),
+    ],
+)
+def test_kldiv_run_starts_the_helper_before_parsing(monkeypatch, argv, band):
+    code, calls = _early_starts(monkeypatch, argv)
+    assert code == 2 and calls == [{"band": band}]
+    assert figure_process._early is None
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "--no-plot", "--epochs", "0"], ["run", "--help"], ["stats", "--help"]]
+)
+def test_no_helper_without_a_figure_to_draw(monkeypatch, argv, capsys):
+    code, calls = _early_starts(monkeypatch, argv)
+    assert code in (0, 2) and calls == []

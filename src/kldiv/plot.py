@@ -42,6 +42,8 @@ _SERIES: Mapping[str, tuple[str, str]] = {
     "val_accuracy": ("test", "accuracy"),
 }
 _CONFIDENCE = 0.95
+# the history figure's panels, as fractions of its 6.4 x 7.2 in: room for 7-character tick labels
+_HISTORY_MARGINS = {"left": 0.13, "right": 0.97, "bottom": 0.07, "top": 0.9, "hspace": 0.3}
 
 
 def _ylabel(name: str, loss_label: str = "loss") -> str:
@@ -242,16 +244,24 @@ def plot_paired_differences(
 
 
 def new_figure(
-    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.4, 4.8)
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float] = (6.4, 4.8),
+    margins: Mapping[str, float] | None = None,
 ) -> Figure:
     """A `Figure` with an (nrows, ncols) grid of Axes (`fig.axes`, row-major) on an Agg canvas.
 
-    No pyplot: the figure is garbage-collected like any object and never shown.
+    Laid out by matplotlib's constrained layout, or, given `margins` (`Figure.subplots_adjust`
+    arguments), at those fixed positions. No pyplot: the figure is garbage-collected like any
+    object and never shown.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, layout=None if margins else "constrained")
+    if margins:
+        fig.subplots_adjust(**margins)
     FigureCanvasAgg(fig)
     fig.subplots(nrows, ncols, squeeze=False)
     return fig
@@ -269,8 +279,12 @@ def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
 def history_figure(
     history: Mapping[str, Any], *, title: str | None = None, loss_label: str = "loss"
 ) -> Figure:
-    """The tutorial's two-panel figure (loss above accuracy) for one history; see `plot_history`."""
-    fig = new_figure(2, 1, figsize=(6.4, 7.2))
+    """The tutorial's two-panel figure (loss above accuracy) for one history; see `plot_history`.
+
+    Its layout is fixed: every `kldiv run` draws it after training, and constrained layout took
+    a third of the drawing time (0.06 of 0.18 s).
+    """
+    fig = new_figure(2, 1, figsize=(6.4, 7.2), margins=_HISTORY_MARGINS)
     ax_loss, ax_acc = fig.axes
     plot_history(ax_loss, ax_acc, history, loss_label=loss_label)
     if title is not None:

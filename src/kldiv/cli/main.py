@@ -25,7 +25,8 @@ from kldiv.cli import (
 
 EPILOG = "Run 'kldiv COMMAND --help' for a command's options."
 
-# name -> module with `add_parser(subparsers)` and `command(args, console) -> exit code`
+# name -> module with `add_parser(subparsers)` and `command(args, console) -> exit code`, and
+# optionally `early(argv)`, called with the command's arguments before anything is parsed
 COMMANDS = {
     "run": run,
     "compare": compare,
@@ -66,10 +67,22 @@ def _with_command(message: str, argv: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
-    from kldiv.console import Console
-
     guard.reopen_closed_std_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
+    early = getattr(COMMANDS.get(argv[0]) if argv else None, "early", None)
+    if early is not None:
+        early(argv[1:])
+    try:
+        return _main(argv)
+    finally:
+        from kldiv.figure_process import discard_early
+
+        discard_early()
+
+
+def _main(argv: list[str]) -> int:
+    from kldiv.console import Console
+
     with guard.signal_handlers():
         prog = "kldiv"
         try:

@@ -8,6 +8,15 @@ from typing import Any
 from kldiv.cli import guard, options
 
 
+def early(argv: list[str]) -> None:
+    """Before parsing `argv` (the arguments after 'run'): start the figure's helper process, so
+    it imports matplotlib while this process imports JAX (`kldiv.figure_process.start_early`)."""
+    if not {"--no-plot", "-h", "--help"} & set(argv):
+        from kldiv import figure_process
+
+        figure_process.start_early(band=any(a.split("=")[0] == "--seeds" for a in argv))
+
+
 def add_parser(sub: Any) -> None:
     from kldiv.config import TrainConfig
     from kldiv.losses import loss_names
@@ -85,10 +94,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
     exp = options.experiment(args, args.loss, seeds)
     data = ex.load(exp)
     guard.prepare_out(args.out)
-    from kldiv.figure_process import FigureProcess
+    from kldiv import figure_process
 
     # the figure's imports run in a helper process, on another core, while this one trains
-    figure = None if args.no_plot else FigureProcess(band=len(seeds) > 1)
+    figure = None if args.no_plot else figure_process.take(band=len(seeds) > 1)
     try:
         with console.progress(f"training {len(seeds)} run(s)") as progress:
             result = ex.run(
