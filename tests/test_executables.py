@@ -2,6 +2,7 @@
 missing, corrupt or untrusted entry falls back to compiling."""
 
 import os
+import threading
 from pathlib import Path
 
 import jax
@@ -150,6 +151,32 @@ def test_an_entry_others_can_write_is_not_loaded(data, cache, monkeypatch):
     assert _same(reference, _fresh_train(SMALL, data, [1]))
     assert counts["loaded"] == 0 and counts["stored"] >= 1
     assert all(entry.stat().st_mode & 0o077 == 0 for entry in cache.glob("*.bin"))
+
+
+@pytest.mark.parametrize("path", ["lanes", "generic"])
+@pytest.mark.parametrize("n_devices", [1, 2])
+def test_a_first_run_compiles_each_program_once_the_first_epochs_ahead(
+    data, cache, monkeypatch, path, n_devices
+):
+    """The first epochs program compiles on another thread from the init program's result
+    shapes; its signature must be the call's, or the call would compile it a second time."""
+    devices = (jax.local_devices() * 2)[:n_devices]
+    if len(set(devices)) < n_devices:
+        pytest.skip("one CPU device")
+    compiles = []
+    fresh = executables.compile_fresh
+
+    def counting(jitted, args):
+        compiles.append(threading.current_thread() is threading.main_thread())
+        return fresh(jitted, args)
+
+    monkeypatch.setattr(executables, "compile_fresh", counting)
+    seeds = list(range(30))  # two chunks, one per device, on either path
+    first = _fresh_train(SMALL, data, seeds, path=path, devices=devices, epoch_chunk=2)
+    # init and the 2-epoch program (ahead, off the main thread), and the 1-epoch last block
+    assert sorted(compiles) == [False, True, True]
+    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    assert _same(first, _fresh_train(SMALL, data, seeds, path=path, devices=devices))
 
 
 def test_the_cache_directory_is_created_private(tmp_path):

@@ -1,6 +1,8 @@
 """Compiled training programs kept on disk, so a repeated command skips tracing, lowering and
 compiling: `cached(jitted, name, devices)` wraps a jitted program; its first call with a given
 argument signature loads the executable this machine compiled earlier, or compiles and stores it.
+`Cached.prepare` compiles a program ahead of its call from the shapes of its arguments, so two
+programs of a first run can compile at once, one per core.
 
 JAX's persistent compilation cache (`kldiv.runtime.configure`) saves only XLA's compile: every
 process still traces the Python program and lowers it to StableHLO to compute that cache's key,
@@ -29,8 +31,8 @@ file, then rename).
 What is stored is always a fresh compile: on XLA:CPU (jaxlib 0.10.2) an executable that JAX
 itself loaded from its persistent cache serialises without some of its kernels, and the copy
 fails at its first call ("Function wrapped_broadcast not found"). So a miss compiles with JAX's
-persistent cache switched off for that one compile (process-wide state: not for concurrent
-compiles on other threads), and the first call of every loaded executable waits for its results,
+persistent cache switched off while it runs (a process-wide setting: other compiles at that
+time skip it too), and the first call of every loaded executable waits for its results,
 so a bad entry is caught there and replaced.
 
 A loaded executable is the one a compile made, so results are bit-identical to compiling
@@ -48,7 +50,8 @@ import platform
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +107,30 @@ def _environment() -> list[str]:
 
 
 def _signature(args: tuple) -> str:
-    """Tree structure, shapes, dtypes and placement of a call's arguments."""
+    """Tree structure, shapes, dtypes and placement of a call's arguments (arrays, or
+    `jax.ShapeDtypeStruct`s standing for committed arrays, for `Cached.prepare`)."""
     leaves, tree = jax.tree.flatten(args)
 
     def leaf(a: Any) -> str:
-        where = repr(a.sharding) if isinstance(a, jax.Array) and a.committed else "host"
-        return f"{type(a).__name__} {a.shape} {a.dtype} {where}"
+        committed = isinstance(a, jax.ShapeDtypeStruct) or (
+            isinstance(a, jax.Array) and a.committed
+        )
+        return (
+            f"{a.shape} {a.dtype} {_placement(a.sharding, len(a.shape)) if committed else 'host'}"
+        )
 
     return "\n".join([str(tree), *map(leaf, leaves)])
+
+
+def _placement(sharding: Any, ndim: int) -> str:
+    """Where an array's pieces live, in a canonical form: the same for the partition specs
+    P('chunk') and P('chunk', None), or P() and P('chunk') on one device, which JAX gives
+    interchangeably to the same placement."""
+    devices = sorted(d.id for d in sharding.device_set)
+    try:
+        return f"{sharding._to_xla_hlo_sharding(ndim)} on {devices}"
+    except Exception:  # a sharding without an HLO form: its repr
+        return f"{sharding!r} on {devices}"
 
 
 def usable_directory(directory: Path) -> bool:
@@ -171,19 +190,33 @@ def store(path: Path, compiled: Any) -> None:
         return
 
 
+_switch = threading.Lock()
+_fresh_compiles = 0  # compiles now inside _without_persistent_cache, on any thread
+_enabled_before = False
+
+
 @contextlib.contextmanager
 def _without_persistent_cache() -> Iterator[None]:
-    """JAX's persistent compilation cache off (neither read nor written) inside the block."""
+    """JAX's persistent compilation cache off (neither read nor written) inside the block; the
+    setting is process-wide, so it is switched off by the first of concurrent blocks and back by
+    the last."""
     from jax.experimental.compilation_cache.compilation_cache import reset_cache
 
-    enabled = jax.config.jax_enable_compilation_cache
-    jax.config.update("jax_enable_compilation_cache", False)
-    reset_cache()  # JAX decides once per process whether its cache is used
+    global _fresh_compiles, _enabled_before
+    with _switch:
+        if _fresh_compiles == 0:
+            _enabled_before = jax.config.jax_enable_compilation_cache
+            jax.config.update("jax_enable_compilation_cache", False)
+            reset_cache()  # JAX decides once per process whether its cache is used
+        _fresh_compiles += 1
     try:
         yield
     finally:
-        jax.config.update("jax_enable_compilation_cache", enabled)
-        reset_cache()
+        with _switch:
+            _fresh_compiles -= 1
+            if _fresh_compiles == 0:
+                jax.config.update("jax_enable_compilation_cache", _enabled_before)
+                reset_cache()
 
 
 def compile_fresh(jitted: Any, args: tuple) -> Any:
@@ -192,37 +225,59 @@ def compile_fresh(jitted: Any, args: tuple) -> Any:
         return jitted.lower(*args).compile()
 
 
-def cached(
-    jitted: Any, name: str, devices: Sequence[Any], directory: Path | None
-) -> Callable[..., Any]:
-    """`jitted` (a `jax.jit` function run on `devices`) as a callable whose compiled executables
-    persist in `directory` (None: `jitted` itself, nothing stored). `name` identifies the program
-    and everything static it closes over; it is part of the key, so it must change whenever the
-    traced program would."""
-    if directory is None or not usable_directory(directory):
-        return jitted
-    compiled: dict[str, Any] = {}
-    devices = tuple(devices)
-    where = ", ".join(f"{d.platform}:{d.id}" for d in devices)
+class Cached:
+    """A `jax.jit` function whose executables persist in a directory (see `cached`)."""
 
-    def call(*args: Any) -> Any:
+    def __init__(self, jitted: Any, name: str, devices: Sequence[Any], directory: Path) -> None:
+        self.jitted, self.name, self.directory = jitted, name, directory
+        self.devices = tuple(devices)
+        self.where = ", ".join(f"{d.platform}:{d.id}" for d in self.devices)
+        self.compiled: dict[str, Any] = {}
+
+    def _path(self, signature: str) -> Path:
+        key = "\n".join([self.name, f"on {self.where}", signature, *_environment()])
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
+
+    def stored(self, *args: Any) -> bool:
+        """Whether an executable for `args` is in memory or on disk (a call would not compile)."""
         signature = _signature(args)
-        program = compiled.get(signature)
+        return signature in self.compiled or self._path(signature).exists()
+
+    def prepare(self, *args: Any) -> None:
+        """Compile and store the executable for `args` (arrays or `jax.ShapeDtypeStruct`s with
+        the shardings the call's arrays will have) unless it is stored already, without calling
+        it: run on another thread while this one compiles or runs something else."""
+        signature = _signature(args)
+        if not self.stored(*args):
+            program = compile_fresh(self.jitted, args)
+            store(self._path(signature), program)
+            self.compiled[signature] = program
+
+    def __call__(self, *args: Any) -> Any:
+        signature = _signature(args)
+        program = self.compiled.get(signature)
         if program is None:
-            key = "\n".join([name, f"on {where}", signature, *_environment()])
-            path = directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
-            program = load(path, devices)
+            path = self._path(signature)
+            program = load(path, self.devices)
             if program is not None:
                 try:  # a loaded executable proves itself on its first call
                     result = jax.block_until_ready(program(*args))
                 except Exception:  # XLA's runtime errors: compile instead
                     program = None
                 else:
-                    compiled[signature] = program
+                    self.compiled[signature] = program
                     return result
-            program = compile_fresh(jitted, args)
+            program = compile_fresh(self.jitted, args)
             store(path, program)
-            compiled[signature] = program
+            self.compiled[signature] = program
         return program(*args)
 
-    return call
+
+def cached(jitted: Any, name: str, devices: Sequence[Any], directory: Path | None) -> Any:
+    """`jitted` (a `jax.jit` function run on `devices`) as a callable whose compiled executables
+    persist in `directory` (None, or a directory `usable_directory` refuses: `jitted` itself,
+    nothing stored). `name` identifies the program and everything static it closes over; it is
+    part of the key, so it must change whenever the traced program would."""
+    if directory is None or not usable_directory(directory):
+        return jitted
+    return Cached(jitted, name, devices, directory)

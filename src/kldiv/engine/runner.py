@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,33 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
     jitted = jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
     name = f"{path} {kind} {sorted(static.items())} {run!r} {_COMPILER_OPTIONS[path]}"
     return executables.cached(jitted, name, devices, executable_cache_dir())
+
+
+def _compile_ahead(
+    init_program: Any, epochs_program: Any, inits: tuple, data: Dataset, devices: tuple
+) -> threading.Thread | None:
+    """On a first run (no stored init program for `inits`), start compiling the first epochs
+    program on another thread, from the shapes of the state the init program will return, so
+    its compile overlaps the init program's on the second core; None when there is nothing to do.
+    A compile that fails there is left to the call, which compiles again."""
+    if not isinstance(epochs_program, executables.Cached) or init_program.stored(inits, ()):
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
+    state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=split),
+        jax.eval_shape(init_program.jitted, inits, ()),
+    )
+
+    def compile_epochs() -> None:
+        try:
+            epochs_program.prepare((state,), (data,))
+        except Exception:  # the call compiles instead
+            return
+
+    thread = threading.Thread(target=compile_epochs, daemon=True)
+    thread.start()
+    return thread
 
 
 def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
@@ -547,7 +575,17 @@ def _train_round(
     round's params (runs, ...), history (runs, epochs) and final metrics (runs,), runs in order.
     """
     per_round = inits[0].size
-    state = _program(path, "init", devices, run)(inits, ())
+    init_program = _program(path, "init", devices, run)
+    ahead = _compile_ahead(
+        init_program,
+        _program(path, "epochs", devices, run, n_epochs=min(block, epochs)),
+        inits,
+        data,
+        devices,
+    )
+    state = init_program(inits, ())
+    if ahead is not None:
+        ahead.join()
     blocks: list[dict[str, np.ndarray]] = []
     done = 0
     while done < epochs:
