@@ -225,3 +225,26 @@ def test_an_executable_jax_loaded_from_its_own_cache_is_never_what_is_stored(
     monkeypatch.setattr(runner, "executable_cache_dir", lambda: cache)
     _fresh_train(SMALL, data, [6], path="lanes")  # a miss here, a hit in JAX's cache
     assert _same(reference, _fresh_train(SMALL, data, [6], path="lanes"))
+
+
+def test_the_shared_metrics_program_loads_with_the_bits_it_was_compiled_with(data, monkeypatch):
+    import tempfile
+
+    from kldiv import evaluation, runtime
+
+    result = train(SMALL, data, [0, 5])
+    model = runner.Run.for_data(SMALL, data).model
+    counts = _spy(monkeypatch)
+    with tempfile.TemporaryDirectory() as directory:
+        monkeypatch.setattr(runtime, "executable_cache_dir", lambda: Path(directory))
+        evaluation._logits.cache_clear()
+        compiled = evaluation.log_probabilities(model, result.params, data.x_val)
+        evaluation._logits.cache_clear()
+        loaded = evaluation.log_probabilities(model, result.params, data.x_val)
+        evaluation._logits.cache_clear()
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: None)
+    plain = evaluation.log_probabilities(model, result.params, data.x_val)
+    evaluation._logits.cache_clear()
+    assert counts == {"loaded": 1, "stored": 1}
+    np.testing.assert_array_equal(compiled, loaded)
+    np.testing.assert_array_equal(compiled, plain)

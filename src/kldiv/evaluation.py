@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -37,18 +38,25 @@ SHARED_METRICS = ("accuracy", "log_loss", "brier", "ece")
 SOFT_METRICS = ("excess_loss",)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _logits(model: MLP, params: Params, x: jax.Array) -> jax.Array:
+@functools.lru_cache(maxsize=16)
+def _logits(model: MLP) -> Any:
+    """jit(params (runs, ...), x (rows, features)) -> logits (runs, rows, classes), its compiled
+    executables kept on disk beside the training programs' (`kldiv.engine.executables`)."""
+    from kldiv.engine import executables
+    from kldiv.runtime import executable_cache_dir
+
     # lax.map compiles one run's forward pass and loops it over the run axis, so a run's logits do
     # not depend on how many runs are evaluated together (a vmapped matmul may choose another
     # kernel, and another order of additions, for another batch shape).
-    return jax.lax.map(lambda p: model.apply(p, x), params)
+    jitted = jax.jit(lambda params, x: jax.lax.map(lambda p: model.apply(p, x), params))
+    devices = jax.local_devices()[:1]
+    return executables.cached(jitted, f"logits {model!r}", devices, executable_cache_dir())
 
 
 def log_probabilities(model: MLP, params: Params, x: np.ndarray) -> np.ndarray:
     """log q, float64 (runs, rows, classes), for params with a leading run axis and x (rows,
     features); the logits are the model's (float32), the log-softmax is float64."""
-    logits = np.asarray(_logits(model, params, np.asarray(x, np.float32)), np.float64)
+    logits = np.asarray(_logits(model)(params, np.asarray(x, np.float32)), np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # a diverged run's logits: NaN out
         shifted = logits - logits.max(axis=-1, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
