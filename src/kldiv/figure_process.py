@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -139,4 +140,8 @@ def _main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    code = _main()
+    sys.stdout.flush()
+    # at once: `FigureProcess.png` waits for this process to end, and the interpreter's teardown
+    # (matplotlib's and NumPy's modules) took 0.05-0.09 s
+    os._exit(code)
