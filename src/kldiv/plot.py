@@ -2,7 +2,7 @@
 
 Nothing here saves or shows a figure, and nothing touches pyplot's global state: `new_figure`
 builds a `matplotlib.figure.Figure` on an Agg canvas and `figure_png` renders it to bytes.
-Matplotlib (and SciPy, via kldiv.stats) are imported inside the functions, so `import kldiv.plot`
+Matplotlib (and SciPy, via kldiv.intervals) are imported inside the functions, so `import kldiv.plot`
 loads neither.
 
 Histories use the Keras key names ("loss", "accuracy", "val_loss", "val_accuracy"); the tutorial
@@ -73,7 +73,7 @@ def _draw_runs(ax: Axes, runs: np.ndarray, label: str, color: str, linestyle: st
     if n == 1:
         ax.plot(epochs, runs[0], color=color, label=label, linestyle=linestyle)
         return
-    from kldiv.stats import t_interval  # SciPy: ~1 s of imports a single run does not need
+    from kldiv.intervals import t_interval  # scipy.special: not needed for a single run
 
     mean = runs.mean(axis=0)
     low, high = t_interval(mean, runs.std(axis=0, ddof=1) / math.sqrt(n), n, _CONFIDENCE)

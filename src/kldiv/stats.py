@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from kldiv.intervals import t_interval
 from kldiv.margins import (
     DEFAULT_MARGINS,
     LOWER_IS_BETTER,
@@ -340,22 +341,6 @@ class ComparisonStats:
         """JSON-ready dict (see `to_jsonable`): the fields by name, summaries and comparisons as
         lists of records with "arm" and "metric"."""
         return to_jsonable(self)
-
-
-def t_interval(
-    mean: np.ndarray | float, sem: np.ndarray | float, n: int, confidence: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Student t interval mean ± t_{(1+c)/2, n-1} · sem, elementwise; zero width where sem == 0.
-
-    `scipy.stats.t.interval` is undefined for scale 0 (it returns NaN and warns), but the limit of
-    the formula is the point itself, which is what a sample of equal values gives.
-    """
-    if n < 2:
-        raise ValueError(f"n: expected at least 2 values for a t interval, got {n}")
-    mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
-    positive = sem > 0
-    low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=np.where(positive, sem, 1.0))
-    return np.where(positive, low, mean), np.where(positive, high, mean)
 
 
 def _checked(name: str, values: Any) -> np.ndarray:

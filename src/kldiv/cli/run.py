@@ -50,7 +50,7 @@ def summary_lines(final: dict[str, Any], healthy: Any) -> list[str]:
     test_acc = np.asarray(final["test_accuracy"], np.float64)[healthy]
     if train_acc.size == 1:
         return [f"Train: {train_acc[0]:.3f}, Test: {test_acc[0]:.3f}"]
-    from kldiv.stats import t_interval
+    from kldiv.intervals import t_interval
 
     n = train_acc.size
     intervals = []
