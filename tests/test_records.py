@@ -35,6 +35,19 @@ HISTORY_KEYS = history_keys(Classifier.metric_names)
 # Files and directories
 
 
+def test_write_atomic_writes_text_in_pieces_and_leaves_nothing_when_they_fail(tmp_path):
+    write_atomic(tmp_path / "a.txt", (piece for piece in ["one ", "two ", "thr\u00e9e"]))
+    assert (tmp_path / "a.txt").read_text() == "one two thr\u00e9e"
+
+    def failing():
+        yield "half"
+        raise RuntimeError("the pieces stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        write_atomic(tmp_path / "b.txt", failing())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
 def test_write_atomic_never_replaces_a_file(tmp_path):
     path = tmp_path / "a.txt"
     write_atomic(path, "one")
@@ -155,6 +168,21 @@ def test_single_run_json_round_trips_with_a_run_axis():
     for key in HISTORY_KEYS:
         assert loaded[key].shape == (1, 3)
         np.testing.assert_array_equal(loaded[key], history[key].astype(np.float64))
+
+
+def test_history_csv_is_the_text_csv_and_float_repr_give():
+    """Written a run at a time from lists' reprs, each value is still float.__repr__ of it."""
+    rng = np.random.default_rng(2)
+    history = {k: rng.normal(size=(3, 5)) * 10.0 ** rng.integers(-20, 20, (3, 5)) for k in "abc"}
+    history["a"][0, 1], history["b"][2, 4], history["c"][1, 0] = np.nan, np.inf, -np.inf
+    history["d"] = rng.random((3, 5)).astype(np.float32)
+    want = io.StringIO()
+    writer = csv.writer(want, lineterminator="\n")
+    writer.writerow(["seed", "epoch", *history])
+    for r, seed in enumerate([4, 0, 9]):
+        for e in range(5):
+            writer.writerow([seed, e, *(repr(float(history[k][r, e])) for k in history)])
+    assert history_csv(history, [4, 0, 9]) == want.getvalue()
 
 
 def test_csv_has_one_row_per_seed_and_epoch():

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import itertools
 import json
 import math
@@ -33,7 +32,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -60,16 +59,18 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` through a temporary file and a rename; refuses to replace a file."""
+def write_atomic(path: Path, data: bytes | str | Iterable[str]) -> None:
+    """Write `data` (bytes, text, or text in pieces) to `path` through a temporary file and a
+    rename; refuses to replace a file."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path}: expected a new file, but it already exists")
-    raw = data.encode() if isinstance(data, str) else data
+    pieces = [data] if isinstance(data, (bytes, str)) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+            for piece in pieces:
+                f.write(piece.encode() if isinstance(piece, str) else piece)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 -> the user's usual mode
         os.replace(tmp, path)
     except BaseException:
@@ -245,49 +246,64 @@ def history_json(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> str
 
     With one seed each key holds a flat list (exactly Keras' `History.history`); with several, one list
     per seed in the order of `seeds`. Non-finite values become null. The text is what
-    `json.dumps(doc, indent=1)` gives, built a run at a time: 10,000 seeds x 100 epochs never hold
-    their 4 million values as Python floats at once (that took 0.6 GB and 7 s).
+    `json.dumps(doc, indent=1)` gives; `history_json_parts` yields it a run at a time.
     """
+    return "".join(history_json_parts(history, seeds))
+
+
+def _json_list(values: list[Any], depth: int) -> str:
+    """json.dumps(values, indent=1) for a flat list of numbers and None, as it reads `depth` levels
+    into the document: json writes floats with float.__repr__ and None as null, so the list's own
+    repr (C speed; floats never contain "None") gives the items."""
+    if not values:
+        return "[]"
+    pad = "\n" + " " * (depth + 1)
+    items = repr(values)[1:-1].replace(", ", "," + pad).replace("None", "null")
+    return "[" + pad + items + "\n" + " " * depth + "]"
+
+
+def _json_row(row: np.ndarray) -> list[float | None]:
+    values = row.tolist()  # float64 -> the same Python floats as float(v), at C speed
+    if np.isfinite(row).all():
+        return values
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def history_json_parts(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> Iterator[str]:
+    """`history_json`'s text in pieces of one run: 10,000 seeds x 100 epochs are never held as
+    4 million Python floats at once (that took 0.6 GB and 7 s), nor as one 90 MB string."""
     runs = _as_runs(history)
-
-    def clean(row: np.ndarray) -> list[float | None]:
-        values = row.tolist()  # float64 -> the same Python floats as float(v), at C speed
-        if np.isfinite(row).all():
-            return values
-        return [v if math.isfinite(v) else None for v in values]
-
-    def nested(values: list[Any], depth: int) -> str:
-        # json.dumps(values, indent=1) for a flat list of numbers and None, as it reads `depth`
-        # levels into the document (json writes floats with float.__repr__, None as null)
-        if not values:
-            return "[]"
-        pad = "\n" + " " * (depth + 1)
-        items = pad.join("null," if v is None else f"{v!r}," for v in values)
-        return "[" + pad + items[:-1] + "\n" + " " * depth + "]"
-
     single = len(seeds) == 1
     epochs = next(iter(runs.values())).shape[1]
-    parts = [f' "seeds": {nested([int(s) for s in seeds], 1)}', f' "epochs": {epochs}']
+    yield "{\n" + f' "seeds": {_json_list([int(s) for s in seeds], 1)},\n "epochs": {epochs}'
     for key, values in runs.items():
+        yield f",\n {json.dumps(key)}: "
         if single:
-            text = nested(clean(values[0]), 1)
-        else:
-            text = "[\n" + ",\n".join("  " + nested(clean(row), 2) for row in values) + "\n ]"
-        parts.append(f" {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            yield _json_list(_json_row(values[0]), 1)
+            continue
+        for i, row in enumerate(values):
+            yield ("[\n  " if i == 0 else ",\n  ") + _json_list(_json_row(row), 2)
+        yield "\n ]"
+    yield "\n}\n"
 
 
 def history_csv(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> str:
-    """CSV text with header `seed,epoch,<history keys>`, one row per run and epoch (from 0)."""
+    """CSV text with header `seed,epoch,<history keys>`, one row per run and epoch (from 0);
+    values as float.__repr__ writes them (nan and inf included)."""
+    return "".join(history_csv_parts(history, seeds))
+
+
+def history_csv_parts(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> Iterator[str]:
+    """`history_csv`'s text in pieces of one run."""
     runs = _as_runs(history)
     keys = list(runs)
-    out = io.StringIO()
-    out.write(",".join(("seed", "epoch", *keys)) + "\n")
+    yield ",".join(("seed", "epoch", *keys)) + "\n"
     for r, seed in enumerate(seeds):
-        for e in range(runs[keys[0]].shape[1]):
-            values = ",".join(repr(float(runs[k][r, e])) for k in keys)
-            out.write(f"{int(seed)},{e},{values}\n")
-    return out.getvalue()
+        rows = np.stack([runs[k][r] for k in keys], axis=1).tolist()  # (epochs, keys)
+        # a list's repr writes its floats with float.__repr__, at C speed
+        yield "".join(
+            f"{int(seed)},{e},{repr(row)[1:-1].replace(', ', ',')}\n" for e, row in enumerate(rows)
+        )
 
 
 def load_history_json(text: str) -> tuple[dict[str, np.ndarray], list[int]]:
@@ -384,8 +400,8 @@ def save_run(
             d / "config.json", _record(experiment, command, result, data) | dict(extra or {})
         )
         write_json(d / "environment.json", environment())
-        write_atomic(d / "history.json", history_json(result.history, seeds))
-        write_atomic(d / "history.csv", history_csv(result.history, seeds))
+        write_atomic(d / "history.json", history_json_parts(result.history, seeds))
+        write_atomic(d / "history.csv", history_csv_parts(result.history, seeds))
         write_json(d / "metrics.json", metrics_record(result))
         save_params(
             d / "model.safetensors",
@@ -427,7 +443,7 @@ def save_comparison(
         write_json(d / "stats.json", dict(stats))
         for name, r in results.items():
             seeds = [int(s) for s in r.seeds]
-            write_atomic(d / f"history-{name}.json", history_json(r.history, seeds))
+            write_atomic(d / f"history-{name}.json", history_json_parts(r.history, seeds))
             write_json(d / f"metrics-{name}.json", metrics_record(r))
         for name, png in figures.items():
             write_atomic(d / f"{name}.png", png)
