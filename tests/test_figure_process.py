@@ -27,6 +27,14 @@ def test_the_helper_draws_the_in_process_figure_byte_for_byte(seeds):
     assert png.startswith(_PNG) and png == draw(history, "kl, 3 seeds")
 
 
+def test_send_returns_at_once_and_png_collects_the_figure_later():
+    history = _history(2)
+    with FigureProcess(band=True) as figure:
+        figure.send(history, "kl, 2 seeds")
+        png = figure.png()
+    assert png == draw(history, "kl, 2 seeds")
+
+
 def test_a_helper_that_fails_falls_back_to_drawing_here(monkeypatch):
     history = _history(1)
     real_popen = subprocess.Popen

@@ -53,24 +53,43 @@ class FigureProcess:
             )
         except OSError:
             self._proc = None
+        self._history: Mapping[str, Any] = {}
+        self._title = ""
 
-    def png(self, history: Mapping[str, Any], title: str) -> bytes:
-        """The figure of `history` ("loss", "val_loss", "accuracy", "val_accuracy" -> (epochs,)
-        or (seeds, epochs)) titled `title`, as PNG bytes: from the helper, else drawn here."""
+    def send(self, history: Mapping[str, Any], title: str) -> None:
+        """Hand the helper the figure to draw and return at once (`png()` collects it): the
+        history ("loss", "val_loss", "accuracy", "val_accuracy" -> (epochs,) or (seeds, epochs))
+        and the title."""
+        self._history, self._title = history, title
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, **{_TITLE: np.array(title)}, **{k: np.asarray(v) for k, v in history.items()})
+        try:
+            proc.stdin.write(buf.getvalue())
+            proc.stdin.close()
+        except OSError:
+            self._proc = None
+            _stop(proc)
+
+    def png(self, history: Mapping[str, Any] | None = None, title: str | None = None) -> bytes:
+        """The figure as PNG bytes: from the helper, else drawn here. With `history` and `title`
+        it is `send(history, title)` first; without, it collects what `send` handed over."""
+        if history is not None:
+            self.send(history, "" if title is None else title)
         proc, self._proc = self._proc, None
-        if proc is not None:
-            buf = io.BytesIO()
-            np.savez(
-                buf, **{_TITLE: np.array(title)}, **{k: np.asarray(v) for k, v in history.items()}
-            )
+        if proc is not None and proc.stdout is not None:
             try:
-                out, _ = proc.communicate(buf.getvalue())
+                with proc.stdout:
+                    out = proc.stdout.read()
+                proc.wait()
             except OSError:
                 out = b""
                 _stop(proc)
             if proc.returncode == 0 and out.startswith(_PNG):
                 return out
-        return draw(history, title)
+        return draw(self._history, self._title)
 
     def close(self) -> None:
         """Stop the helper if `png` was never called (it would exit at end of input anyway)."""

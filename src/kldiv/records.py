@@ -32,7 +32,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -380,14 +380,16 @@ def save_run(
     *,
     data: LoadedData,
     command: str,
-    figure_png: bytes | None = None,
+    figure_png: bytes | Callable[[], bytes] | None = None,
     extra: Mapping[str, Any] | None = None,
     model: Mapping[str, Any] | None = None,
     files: Mapping[str, bytes] | None = None,
     kind: str = "run",
 ) -> Path:
     """Write a new run directory `{kind}-...` under `root` and return its path (`data`: what it
-    trained on, for the data fingerprint and the model's input and class names; `extra`: more of
+    trained on, for the data fingerprint and the model's input and class names; `figure_png`: the
+    PNG's bytes, or a function giving them, called once the other files are written, so a figure
+    drawn by another process overlaps the writing; `extra`: more of
     config.json, such as a distilled student's teacher; `model`: the `kldiv_model` record, default
     `model_record`'s classifier; `files`: more files by name, such as figures)."""
     single = result.seeds.size == 1
@@ -413,7 +415,7 @@ def save_run(
             },
         )
         if figure_png is not None:
-            write_atomic(d / "plot.png", figure_png)
+            write_atomic(d / "plot.png", figure_png() if callable(figure_png) else figure_png)
         for name, content in (files or {}).items():
             write_atomic(d / name, content)
     assert run.path is not None

@@ -75,15 +75,19 @@ def divergence_line(result: Any) -> str:
     return f"{len(bad)} of {result.seeds.size} runs diverged (non-finite values): seeds {shown}"
 
 
-def history_png(result: Any, what: str, figure: Any = None) -> bytes:
-    """The tutorial's loss and accuracy figure of the healthy runs, titled `what` and the seeds;
-    drawn by `figure` (a `kldiv.figure_process.FigureProcess` started earlier) if given."""
+def history_figure(result: Any, what: str) -> tuple[dict[str, Any], str]:
+    """The history of the healthy runs and the title (`what` and the seeds) of the tutorial's
+    loss and accuracy figure."""
+    runs = int(result.healthy.sum())
+    history = {k: v[result.healthy] for k, v in result.history.items()}
+    return history, f"{what}, {runs} seed{'s' if runs > 1 else ''}"
+
+
+def history_png(result: Any, what: str) -> bytes:
+    """`history_figure` drawn in this process, as PNG bytes."""
     from kldiv.figure_process import draw
 
-    history = {k: v[result.healthy] for k, v in result.history.items()}
-    runs = int(result.healthy.sum())
-    title = f"{what}, {runs} seed{'s' if runs > 1 else ''}"
-    return draw(history, title) if figure is None else figure.png(history, title)
+    return draw(*history_figure(result, what))
 
 
 def command(args: argparse.Namespace, console: Any) -> int:
@@ -120,10 +124,20 @@ def command(args: argparse.Namespace, console: Any) -> int:
                 f"{seeds[0]}; try a smaller learning rate"
             )
         raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
-    png = None if figure is None else history_png(result, exp.train.loss, figure)
-    path = guard.save(
-        args.out, save_run, exp, result, data=data, command=guard.command_line(), figure_png=png
-    )
+    if figure is None:
+        path = guard.save(args.out, save_run, exp, result, data=data, command=guard.command_line())
+    else:
+        with figure:  # the helper draws while the other files are written; stopped if they fail
+            figure.send(*history_figure(result, exp.train.loss))
+            path = guard.save(
+                args.out,
+                save_run,
+                exp,
+                result,
+                data=data,
+                command=guard.command_line(),
+                figure_png=figure.png,
+            )
     if not result.healthy.all():
         guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
     stuck = stuck_flags(result, data)

@@ -163,9 +163,11 @@ def _compile_ahead(
 ) -> threading.Thread | None:
     """On a first run (no stored init program for `inits`), start compiling the first epochs
     program on another thread, from the shapes of the state the init program will return, so
-    its compile overlaps the init program's on the second core; None when there is nothing to do.
-    A compile that fails there is left to the call, which compiles again."""
-    if not isinstance(epochs_program, executables.Cached) or init_program.stored(inits, ()):
+    its compile overlaps the init program's (measured: a first `kldiv run` 3.18 -> 3.06 s; XLA
+    already spreads one compile over both cores, so two at once gain little more); None when
+    there is nothing to do. A compile that fails there is left to the call, which compiles again."""
+    cached = all(isinstance(p, executables.Cached) for p in (init_program, epochs_program))
+    if not cached or init_program.stored(inits, ()):
         return None
     mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
     split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
