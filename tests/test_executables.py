@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from kldiv import evaluation, runtime
 from kldiv.config import TrainConfig
 from kldiv.data import blobs_dataset
 from kldiv.engine import executables, runner, train
@@ -26,14 +27,20 @@ def cache(tmp_path, monkeypatch):
     """A private executable cache for the runner, with the in-process program cache emptied
     before and after (so each `train` call goes through the disk cache)."""
     directory = tmp_path / "executables"
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: directory)
-    runner._program.cache_clear()
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: directory)
+    _clear_programs()
     yield directory
+    _clear_programs()
+
+
+def _clear_programs():
+    """Empty the in-process program caches, so the next calls go through the disk cache."""
     runner._program.cache_clear()
+    evaluation._logits.cache_clear()
 
 
 def _fresh_train(*args, **kwargs):
-    runner._program.cache_clear()
+    _clear_programs()
     return train(*args, **kwargs)
 
 
@@ -67,11 +74,11 @@ def _spy(monkeypatch):
 @pytest.mark.parametrize("path", ["lanes", "generic"])
 def test_a_loaded_executable_gives_the_bits_of_a_compiled_one(data, cache, monkeypatch, path):
     counts = _spy(monkeypatch)
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: None)
     compiled = _fresh_train(SMALL, data, [0, 7], path=path, epoch_chunk=2)
     assert counts == {"loaded": 0, "stored": 0}
 
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: cache)
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: cache)
     stored = _fresh_train(SMALL, data, [0, 7], path=path, epoch_chunk=2)
     assert counts["stored"] >= 2 and counts["loaded"] == 0  # init and epochs programs
     entries = sorted(cache.glob("*.bin"))
@@ -173,9 +180,15 @@ def test_a_first_run_compiles_each_program_once_the_first_epochs_ahead(
     monkeypatch.setattr(executables, "compile_fresh", counting)
     seeds = list(range(30))  # two chunks, one per device, on either path
     first = _fresh_train(SMALL, data, seeds, path=path, devices=devices, epoch_chunk=2)
-    # init and the 2-epoch program (ahead, off the main thread), and the 1-epoch last block
-    assert sorted(compiles) == [False, True, True]
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    # init, the 2-epoch program (ahead, off the main thread), the 1-epoch last block, and the
+    # shared metrics' logits
+    assert sorted(compiles) == [False, True, True, True]
+    # a second first-run process would load every program: none was stored under a key that
+    # the compile on the other thread changed (it switches JAX's cache off while it runs)
+    compiles.clear()
+    _fresh_train(SMALL, data, seeds, path=path, devices=devices, epoch_chunk=2)
+    assert compiles == []
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: None)
     assert _same(first, _fresh_train(SMALL, data, seeds, path=path, devices=devices))
 
 
@@ -191,8 +204,6 @@ def test_no_cache_directory_means_the_jitted_program_itself():
 
 
 def test_configure_puts_executables_inside_the_compilation_cache(tmp_path):
-    from kldiv import runtime
-
     before = runtime.executable_cache_dir()
     try:
         runtime.configure(cache_dir=str(tmp_path))
@@ -220,31 +231,27 @@ def test_an_executable_jax_loaded_from_its_own_cache_is_never_what_is_stored(
 ):
     """XLA:CPU re-serialises such an executable without some kernels; storing only fresh
     compiles keeps every entry loadable (the warm run below would fail otherwise)."""
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: None)
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: None)
     reference = _fresh_train(SMALL, data, [6], path="lanes")  # into JAX's persistent cache
-    monkeypatch.setattr(runner, "executable_cache_dir", lambda: cache)
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: cache)
     _fresh_train(SMALL, data, [6], path="lanes")  # a miss here, a hit in JAX's cache
     assert _same(reference, _fresh_train(SMALL, data, [6], path="lanes"))
 
 
-def test_the_shared_metrics_program_loads_with_the_bits_it_was_compiled_with(data, monkeypatch):
-    import tempfile
-
-    from kldiv import evaluation, runtime
-
-    result = train(SMALL, data, [0, 5])
-    model = runner.Run.for_data(SMALL, data).model
-    counts = _spy(monkeypatch)
-    with tempfile.TemporaryDirectory() as directory:
-        monkeypatch.setattr(runtime, "executable_cache_dir", lambda: Path(directory))
-        evaluation._logits.cache_clear()
-        compiled = evaluation.log_probabilities(model, result.params, data.x_val)
-        evaluation._logits.cache_clear()
-        loaded = evaluation.log_probabilities(model, result.params, data.x_val)
-        evaluation._logits.cache_clear()
+def test_the_shared_metrics_program_loads_with_the_bits_it_was_compiled_with(
+    data, cache, monkeypatch
+):
     monkeypatch.setattr(runtime, "executable_cache_dir", lambda: None)
+    result = _fresh_train(SMALL, data, [0, 5])
+    model = runner.Run.for_data(SMALL, data).model
     plain = evaluation.log_probabilities(model, result.params, data.x_val)
-    evaluation._logits.cache_clear()
+    monkeypatch.setattr(runtime, "executable_cache_dir", lambda: cache)
+    counts = _spy(monkeypatch)
+    _clear_programs()
+    compiled = evaluation.log_probabilities(model, result.params, data.x_val)
+    _clear_programs()
+    loaded = evaluation.log_probabilities(model, result.params, data.x_val)
+    _clear_programs()
     assert counts == {"loaded": 1, "stored": 1}
     np.testing.assert_array_equal(compiled, loaded)
     np.testing.assert_array_equal(compiled, plain)

@@ -42,15 +42,15 @@ SOFT_METRICS = ("excess_loss",)
 def _logits(model: MLP) -> Any:
     """jit(params (runs, ...), x (rows, features)) -> logits (runs, rows, classes), its compiled
     executables kept on disk beside the training programs' (`kldiv.engine.executables`)."""
+    from kldiv import runtime
     from kldiv.engine import executables
-    from kldiv.runtime import executable_cache_dir
 
     # lax.map compiles one run's forward pass and loops it over the run axis, so a run's logits do
     # not depend on how many runs are evaluated together (a vmapped matmul may choose another
     # kernel, and another order of additions, for another batch shape).
     jitted = jax.jit(lambda params, x: jax.lax.map(lambda p: model.apply(p, x), params))
     devices = jax.local_devices()[:1]
-    return executables.cached(jitted, f"logits {model!r}", devices, executable_cache_dir())
+    return executables.cached(jitted, f"logits {model!r}", devices, runtime.executable_cache_dir())
 
 
 def log_probabilities(model: MLP, params: Params, x: np.ndarray) -> np.ndarray:

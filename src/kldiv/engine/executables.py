@@ -102,8 +102,19 @@ def _environment() -> list[str]:
         f"devices {jax.device_count()} {jax.local_device_count()}",
         f"cpu {_cpu()} {platform.machine()}",
         f"XLA_FLAGS {os.environ.get('XLA_FLAGS', '')}",
-        *(f"{k} {v!r}" for k, v in sorted(jax.config.values.items())),
+        *(f"{k} {v!r}" for k, v in sorted(jax.config.values.items()) if k not in _WHERE_CACHED),
     ]
+
+
+# JAX settings of where and whether compiled programs are cached, not of what they compute:
+# `compile_fresh` switches the cache off for its compile, and a key computed meanwhile on another
+# thread must still be the program's.
+_WHERE_CACHED = frozenset(
+    k
+    for k in jax.config.values
+    if k.startswith(("jax_compilation_cache", "jax_persistent_cache"))
+    or k == "jax_enable_compilation_cache"
+)
 
 
 def _signature(args: tuple) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from kldiv import runtime
 from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
@@ -35,7 +36,6 @@ from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epoch
 from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
 from kldiv.objectives import FULL_SUPPORT_LOSSES, Classifier, final_keys, history_keys
-from kldiv.runtime import executable_cache_dir
 
 ProgressFn = Callable[[int, int], None]
 
@@ -155,7 +155,7 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
     )
     jitted = jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
     name = f"{path} {kind} {sorted(static.items())} {run!r} {_COMPILER_OPTIONS[path]}"
-    return executables.cached(jitted, name, devices, executable_cache_dir())
+    return executables.cached(jitted, name, devices, runtime.executable_cache_dir())
 
 
 def _compile_ahead(
