@@ -23,7 +23,8 @@ def _history(seeds):
 def test_the_helper_draws_the_in_process_figure_byte_for_byte(seeds):
     history = _history(seeds)
     with FigureProcess(band=seeds > 1) as figure:
-        png = figure.png(history, "kl, 3 seeds")
+        figure.send(history, "kl, 3 seeds")
+        png = figure.png()
     assert png.startswith(_PNG) and png == draw(history, "kl, 3 seeds")
 
 
@@ -43,8 +44,9 @@ def test_a_helper_that_fails_falls_back_to_drawing_here(monkeypatch):
         return real_popen([sys.executable, "-c", "import sys; sys.exit(3)"], **kwargs)
 
     monkeypatch.setattr(figure_process.subprocess, "Popen", failing)
-    png = FigureProcess().png(history, "kl, 1 seed")
-    assert png == draw(history, "kl, 1 seed")
+    figure = FigureProcess()
+    figure.send(history, "kl, 1 seed")
+    assert figure.png() == draw(history, "kl, 1 seed")
 
 
 def test_a_helper_that_cannot_start_falls_back_to_drawing_here(monkeypatch):
@@ -53,7 +55,9 @@ def test_a_helper_that_cannot_start_falls_back_to_drawing_here(monkeypatch):
 
     monkeypatch.setattr(figure_process.subprocess, "Popen", cannot)
     history = _history(1)
-    assert FigureProcess().png(history, "t") == draw(history, "t")
+    figure = FigureProcess()
+    figure.send(history, "t")
+    assert figure.png() == draw(history, "t")
 
 
 def test_the_helper_imports_neither_jax_nor_the_training_code():
@@ -77,7 +81,8 @@ def test_take_hands_over_the_helper_started_early_and_discard_stops_an_untaken_o
     taken = figure_process.take(band=True)
     assert taken is early and figure_process._early is None
     history = _history(3)  # a band figure from a helper started without SciPy: same bytes
-    assert taken.png(history, "kl, 3 seeds") == draw(history, "kl, 3 seeds")
+    taken.send(history, "kl, 3 seeds")
+    assert taken.png() == draw(history, "kl, 3 seeds")
 
     figure_process.start_early()
     proc = figure_process._early._proc

@@ -73,11 +73,8 @@ class FigureProcess:
             self._proc = None
             _stop(proc)
 
-    def png(self, history: Mapping[str, Any] | None = None, title: str | None = None) -> bytes:
-        """The figure as PNG bytes: from the helper, else drawn here. With `history` and `title`
-        it is `send(history, title)` first; without, it collects what `send` handed over."""
-        if history is not None:
-            self.send(history, "" if title is None else title)
+    def png(self) -> bytes:
+        """The figure handed over by `send`, as PNG bytes: from the helper, else drawn here."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.stdout is not None:
             try:
