@@ -25,7 +25,6 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import math
 import os
 import platform
 import re
@@ -264,9 +263,7 @@ def _json_list(values: list[Any], depth: int) -> str:
 
 def _json_row(row: np.ndarray) -> list[float | None]:
     values = row.tolist()  # float64 -> the same Python floats as float(v), at C speed
-    if np.isfinite(row).all():
-        return values
-    return [v if math.isfinite(v) else None for v in values]
+    return values if np.isfinite(row).all() else [_finite_or_none(v) for v in values]
 
 
 def history_json_parts(history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> Iterator[str]:

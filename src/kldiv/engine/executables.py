@@ -259,10 +259,15 @@ class Cached:
         the shardings the call's arrays will have) unless it is stored already, without calling
         it: run on another thread while this one compiles or runs something else."""
         signature = _signature(args)
-        if not self.stored(*args):
-            program = compile_fresh(self.jitted, args)
-            store(self._path(signature), program)
-            self.compiled[signature] = program
+        path = self._path(signature)
+        if signature not in self.compiled and not path.exists():
+            self._compile(signature, path, args)
+
+    def _compile(self, signature: str, path: Path, args: tuple) -> Any:
+        program = compile_fresh(self.jitted, args)
+        store(path, program)
+        self.compiled[signature] = program
+        return program
 
     def __call__(self, *args: Any) -> Any:
         signature = _signature(args)
@@ -278,9 +283,7 @@ class Cached:
                 else:
                     self.compiled[signature] = program
                     return result
-            program = compile_fresh(self.jitted, args)
-            store(path, program)
-            self.compiled[signature] = program
+            program = self._compile(signature, path, args)
         return program(*args)
 
 
