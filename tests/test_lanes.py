@@ -19,6 +19,7 @@ from kldiv.engine.runner import (
     _generic_init,
     _lanes_epochs,
     _lanes_init,
+    choose_path,
     train,
 )
 from kldiv.losses import loss_names
@@ -76,6 +77,32 @@ def test_unsupported_configs_fall_back_to_the_generic_path(data, config, reason)
 def test_supported_configs_take_the_lanes_path(data):
     assert lanes.unsupported(TrainConfig(), data) is None
     assert train(TrainConfig(epochs=1), data, [0]).path == "lanes"
+
+
+@pytest.mark.parametrize(("hidden", "features", "classes"), [((50,), 2, 3), ((100, 7), 64, 10)])
+def test_multiply_adds_count_the_weights(hidden, features, classes):
+    config = TrainConfig(hidden=hidden)
+    data = Dataset(*(np.zeros((4, n), np.float32) for n in (features, classes) * 2))
+    params = Run.for_data(config, data).model.init(jax.random.key(0))
+    assert lanes.multiply_adds(config, data) == sum(w.size for w, _ in params)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "features", "classes", "auto"),
+    [
+        ((50,), 2, 3, "lanes"),  # the tutorial's: 250 multiply-adds per example
+        ((102,), 2, 3, "lanes"),  # 510
+        ((103,), 2, 3, "generic"),  # 515, supported but a seed alone pays for 16 lanes
+        ((50,), 64, 10, "generic"),  # the digits: 3,700
+    ],
+)
+def test_auto_takes_the_lanes_path_for_small_networks_only(hidden, features, classes, auto):
+    config = TrainConfig(hidden=hidden)
+    data = Dataset(*(np.zeros((4, n), np.float32) for n in (features, classes) * 2))
+    assert lanes.unsupported(config, data) is None
+    assert choose_path("auto", config, data) == auto
+    assert choose_path("lanes", config, data) == "lanes"
+    assert choose_path("generic", config, data) == "generic"
 
 
 STEP_CONFIGS = (

@@ -5,7 +5,8 @@ concurrently; the runs of a chunk are either vmapped (the generic path, `kldiv.e
 out with the run axis last (`kldiv.engine.lanes`, for the configurations it supports on CPU).
 A seed's result never depends on the other seeds requested:
   * generic: batched kernels choose their order of operations by shape, so every chunk of an
-    objective has the same size (its `generic_chunk` runs, the last one padded);
+    objective has the same size (its `generic_chunk` runs, the last one padded; one run for a
+    classifier);
   * lanes: nothing mixes runs, and every chunk is a multiple of MIN_LANES runs (powers of two
     from MIN_LANES to LANES_CHUNK, the last chunk padded), so each run is a lane of whole vectors
     on every x86-64 instruction set; see MIN_LANES.
@@ -35,11 +36,10 @@ from kldiv.engine import executables, lanes
 from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
 from kldiv.evaluation import shared_metrics
 from kldiv.model import Params
-from kldiv.objectives import FULL_SUPPORT_LOSSES, Classifier, final_keys, history_keys
+from kldiv.objectives import FULL_SUPPORT_LOSSES, GENERIC_CHUNK, final_keys, history_keys
 
 ProgressFn = Callable[[int, int], None]
 
-GENERIC_CHUNK = Classifier.generic_chunk
 LANES_CHUNK = 64
 # XLA:CPU drops an axis of length 1 and vectorises another one instead, which on AVX-512 changes
 # the last bit of some results: a chunk of one run is padded to two.
@@ -188,7 +188,9 @@ def _compile_ahead(
 
 
 def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
-    """'lanes' where it supports `config` on `data` (for 'auto'), else 'generic'.
+    """For 'auto': 'lanes' where it supports `config` on `data` and an example costs at most
+    `lanes.AUTO_MAX_MULTIPLY_ADDS` multiply-adds, else 'generic'. A function of the config and the
+    data's shapes only, never of the number of seeds, so a seed takes one path alone or in a batch.
 
     Raises:
       ValueError: `path` is not one of PATHS, or 'lanes' was asked for what it does not support.
@@ -198,10 +200,12 @@ def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
     if path == "generic":
         return path
     reason = lanes.unsupported(config, data)
-    if reason is None:
-        return "lanes"
-    if path == "lanes":
+    if path == "lanes" and reason is not None:
         raise ValueError(f"path: 'lanes' does not support {reason}")
+    if path == "lanes" or (
+        reason is None and lanes.multiply_adds(config, data) <= lanes.AUTO_MAX_MULTIPLY_ADDS
+    ):
+        return "lanes"
     return "generic"
 
 
@@ -478,8 +482,9 @@ def train(
         one epoch of one chunk of runs.
       devices: the devices to spread chunks over (default `jax.local_devices()`; see
         `kldiv.runtime.configure` for one CPU device per core).
-      path: 'auto' (the lanes accelerator where it supports the config, else generic), 'lanes'
-        (raises where unsupported) or 'generic'. The two agree to float32 rounding, not bitwise.
+      path: 'auto' (`choose_path`: the lanes accelerator for the small networks it supports,
+        else generic), 'lanes' (raises where unsupported) or 'generic'. The two agree to float32
+        rounding, not bitwise.
 
     Raises (before anything is compiled; `check` raises the same without training):
       ValueError: bad seeds, data shapes, per-run values or path.
