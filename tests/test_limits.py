@@ -87,8 +87,8 @@ def test_check_memory_names_the_flag_most_responsible(data):
     small = TrainConfig(epochs=2, hidden=(8,))
     check_memory(small, data, 1, 2)  # fits anywhere
     cases = [
-        (small.replace(hidden=(100_000,)), 1, "hidden"),
-        (small.replace(batch_size=1_000_000, hidden=(50,)), 1, "batch_size"),
+        (small.replace(hidden=(10_000_000,)), 1, "hidden"),
+        (small.replace(batch_size=100_000_000, hidden=(50,)), 1, "batch_size"),
         (small.replace(epochs=10**9), 2, "epochs"),
         (small.replace(epochs=1000), 10**6, "seeds"),
     ]
