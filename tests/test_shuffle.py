@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kldiv.engine.shuffle import epoch_order, epoch_orders, sort_lanes
+from kldiv.engine.shuffle import BITONIC_MIN_COLUMNS, epoch_order, epoch_orders, sort_lanes
 
 
 @pytest.mark.parametrize("n", [1, 2, 20, 500, 513])
@@ -28,15 +28,17 @@ def test_epoch_order_positions_are_roughly_uniform():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 20, 500, 512])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_epoch_orders_equal_the_per_run_order(n, shuffle):
-    keys = jax.random.split(jax.random.key(7), 5)
+@pytest.mark.parametrize("runs", [5, BITONIC_MIN_COLUMNS])  # either sort
+def test_epoch_orders_equal_the_per_run_order(n, shuffle, runs):
+    keys = jax.random.split(jax.random.key(7), runs)
     batched = epoch_orders(keys, n, shuffle)
-    assert batched.shape == (n, 5)
+    assert batched.shape == (n, runs)
     for s, key in enumerate(keys):
         np.testing.assert_array_equal(batched[:, s], epoch_order(key, n, shuffle))
 
 
 @pytest.mark.parametrize("size", [2, 8, 64])
-def test_sort_lanes_sorts_every_column(size):
-    words = np.random.default_rng(size).integers(0, 2**32, (size, 6), dtype=np.uint32)
+@pytest.mark.parametrize("columns", [6, BITONIC_MIN_COLUMNS - 1, BITONIC_MIN_COLUMNS, 128])
+def test_sort_lanes_sorts_every_column(size, columns):
+    words = np.random.default_rng(size).integers(0, 2**32, (size, columns), dtype=np.uint32)
     np.testing.assert_array_equal(sort_lanes(jnp.asarray(words)), np.sort(words, axis=0))

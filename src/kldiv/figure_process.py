@@ -144,6 +144,9 @@ def _main() -> int:
     if "--band" in sys.argv[1:]:
         import scipy.special  # noqa: F401  (the mean's interval band: kldiv.intervals)
 
+    # fonts, text layout, Agg and the PNG writer load at a figure's first drawing: do it now,
+    # while the command trains, not after
+    draw({k: np.zeros(2, np.float32) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}, "")
     data = sys.stdin.buffer.read()
     if not data:
         return 0
