@@ -54,8 +54,8 @@ COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 MAX_WIDTH = 128
 MAX_BATCH = 512
 # `path='auto'` takes this path only up to this many multiply-adds per example (`multiply_adds`).
-# A chunk is at least `runner.MIN_LANES` runs and a lane's chains load both operands of every term, so a
-# seed alone costs 16 runs' arithmetic; the generic path runs it alone with XLA's dot kernels.
+# A chunk is at least `runner.MIN_LANES` (16) runs and a lane's chains load both operands of every
+# term, so a seed alone costs 16 runs' arithmetic; the generic path runs it alone with XLA's dots.
 # Measured per run (one core, SGD, batch 32), generic alone / lanes in chunks of 16 / of 64:
 # 2-50-3 (250) 20 / 13 / 5 ms; 2-128-3 (640) 28 / 36 / 36 ms; 2-50-50-3 (2,750) 44 / 42 / 33 ms;
 # 64-20-10 (1,480) 80 / 102 / 92 ms; 64-50-10 (3,700) 145 / 149 / 167 ms. One 64-50-10 seed alone:

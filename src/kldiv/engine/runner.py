@@ -200,13 +200,12 @@ def choose_path(path: str, config: TrainConfig, data: Dataset) -> str:
     if path == "generic":
         return path
     reason = lanes.unsupported(config, data)
-    if path == "lanes" and reason is not None:
-        raise ValueError(f"path: 'lanes' does not support {reason}")
-    if path == "lanes" or (
-        reason is None and lanes.multiply_adds(config, data) <= lanes.AUTO_MAX_MULTIPLY_ADDS
-    ):
-        return "lanes"
-    return "generic"
+    if path == "lanes":
+        if reason is not None:
+            raise ValueError(f"path: 'lanes' does not support {reason}")
+        return path
+    small = lanes.multiply_adds(config, data) <= lanes.AUTO_MAX_MULTIPLY_ADDS
+    return "lanes" if reason is None and small else "generic"
 
 
 def chunk_size(path: str, n_runs: int, n_devices: int, generic: int = GENERIC_CHUNK) -> int:
