@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
 from kldiv.cli import guard, options
@@ -100,9 +101,10 @@ def command(args: argparse.Namespace, console: Any) -> int:
     guard.prepare_out(args.out)
     from kldiv import figure_process
 
-    # the figure's imports run in a helper process, on another core, while this one trains
+    # the figure's imports run in a helper process, on another core, while this one trains; it
+    # draws while the other files are written, and is stopped if anything here fails
     figure = None if args.no_plot else figure_process.take(band=len(seeds) > 1)
-    try:
+    with contextlib.nullcontext() if figure is None else figure:
         with console.progress(f"training {len(seeds)} run(s)") as progress:
             result = ex.run(
                 exp,
@@ -110,34 +112,25 @@ def command(args: argparse.Namespace, console: Any) -> int:
                 epoch_chunk=None if len(seeds) > 1 else 10,
                 on_progress=guard.checking(progress),
             )
-    except BaseException:
+        if not result.healthy.any():
+            if len(seeds) == 1:
+                epoch = int(result.diverged[0])
+                raise guard.RunFailed(
+                    f"training diverged: non-finite loss or weights at epoch {epoch} for seed "
+                    f"{seeds[0]}; try a smaller learning rate"
+                )
+            raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
         if figure is not None:
-            figure.close()
-        raise
-    if not result.healthy.any():
-        if figure is not None:
-            figure.close()
-        if len(seeds) == 1:
-            epoch = int(result.diverged[0])
-            raise guard.RunFailed(
-                f"training diverged: non-finite loss or weights at epoch {epoch} for seed "
-                f"{seeds[0]}; try a smaller learning rate"
-            )
-        raise guard.RunFailed(f"training diverged in every run; {divergence_line(result)}")
-    if figure is None:
-        path = guard.save(args.out, save_run, exp, result, data=data, command=guard.command_line())
-    else:
-        with figure:  # the helper draws while the other files are written; stopped if they fail
             figure.send(*history_figure(result, exp.train.loss))
-            path = guard.save(
-                args.out,
-                save_run,
-                exp,
-                result,
-                data=data,
-                command=guard.command_line(),
-                figure_png=figure.png,
-            )
+        path = guard.save(
+            args.out,
+            save_run,
+            exp,
+            result,
+            data=data,
+            command=guard.command_line(),
+            figure_png=None if figure is None else figure.png,
+        )
     if not result.healthy.all():
         guard.stderr(f"kldiv run: warning: {divergence_line(result)}")
     stuck = stuck_flags(result, data)
