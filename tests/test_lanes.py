@@ -245,7 +245,7 @@ def test_sum_rows_is_a_sum(rows):
 def _lanes_program(seeds, hyper, data, run, n_epochs):
     state = _lanes_init(seeds, hyper, run=run)
     state, history, on_train = _lanes_epochs(state, data, run=run, n_epochs=n_epochs)
-    return lanes.to_runs_first(state.params), history, on_train
+    return lanes.to_runs_first((state.params, history)), on_train
 
 
 BITWISE_CONFIGS = [TrainConfig(epochs=3, loss=name) for name in loss_names()] + [

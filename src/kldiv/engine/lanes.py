@@ -29,8 +29,10 @@ independence of S.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -146,20 +148,34 @@ def _sum_rows(t: jax.Array) -> jax.Array:
     return t[0]
 
 
+def _sum_metrics(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """`_sum_rows` of each (R, S) metric, the metrics stacked (R, M, S) so that one tree of
+    kernels sums them all (each element's additions, and so its bits, are those of its own tree)."""
+    sums = _sum_rows(jnp.stack(list(metrics.values()), axis=1))  # (M, S)
+    return dict(zip(metrics, sums, strict=True))
+
+
+def _terms(x: jax.Array, axis: int) -> list[jax.Array]:
+    """x's slices along `axis`, each keeping the axis (length 1): one `split` rather than a slice
+    per term keeps the traced program small."""
+    return jax.lax.split(x, [1] * x.shape[axis], axis=axis)
+
+
+def _chain(terms: Iterable[jax.Array]) -> jax.Array:
+    """(...(t0 + t1) + t2) + ...: the terms added in order, one at a time."""
+    return functools.reduce(operator.add, terms)
+
+
 def _chain_rows(t: jax.Array) -> jax.Array:
     """Sum over axis 0 as one chain, t[0] + t[1] + ...: (R, ...) -> (...)."""
-    out = t[0]
-    for r in range(1, t.shape[0]):
-        out = out + t[r]
-    return out
+    return _chain(_terms(t, 0))[0]
 
 
 def _outer_sum(a: jax.Array, delta: jax.Array) -> jax.Array:
     """sum_r a[r]^T delta[r] per run as one chain over rows: a (R, K, S), delta (R, J, S) -> (K, J, S)."""
-    out = a[0, :, None, :] * delta[0, None, :, :]
-    for r in range(1, a.shape[0]):
-        out = out + a[r, :, None, :] * delta[r, None, :, :]
-    return out
+    (_, k, s), j = a.shape, delta.shape[1]
+    rows = zip(_terms(a, 0), _terms(delta, 0), strict=True)  # (1, K, S), (1, J, S)
+    return _chain(jnp.reshape(ar, (k, 1, s)) * jnp.reshape(dr, (1, j, s)) for ar, dr in rows)
 
 
 def _dense(a: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
@@ -167,18 +183,15 @@ def _dense(a: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
 
     z[r, j, s] = (...(a[r, 0, s] w[0, j, s] + a[r, 1, s] w[1, j, s]) + ...) + b[j, s].
     """
-    z = a[:, 0:1, :] * w[0][None]
-    for k in range(1, w.shape[0]):
-        z = z + a[:, k : k + 1, :] * w[k][None]
-    return z + b[None]
+    terms = zip(_terms(a, 1), _terms(w, 0), strict=True)  # (R, 1, S), (1, J, S)
+    return _chain(ak * wk for ak, wk in terms) + b[None]
 
 
 def _dense_t(delta: jax.Array, w: jax.Array) -> jax.Array:
     """delta W^T per run: delta (R, J, S), w (K, J, S) -> (R, K, S), a chain over j."""
-    out = delta[:, 0:1, :] * w[:, 0][None]
-    for j in range(1, w.shape[1]):
-        out = out + delta[:, j : j + 1, :] * w[:, j][None]
-    return out
+    w_t = jnp.swapaxes(w, 0, 1)  # (J, K, S)
+    terms = zip(_terms(delta, 1), _terms(w_t, 0), strict=True)  # (R, 1, S), (1, K, S)
+    return _chain(dj * wj for dj, wj in terms)
 
 
 def _forward(
@@ -201,11 +214,21 @@ def _fence(fn: Callable, *args: jax.Array) -> Any:
     """fn(*args) with its inputs and outputs materialised in memory.
 
     XLA:CPU otherwise fuses cheap producers into every consumer, recomputing them (a 50-term chain
-    per logit, once per use). A conditional is a fusion boundary; both branches are `fn`, so the
-    predicate (data-dependent, so XLA cannot fold it) never changes the result.
+    per logit, once per use). A conditional is a fusion boundary. Its predicate is true for every
+    float (finite, infinite or NaN) but XLA cannot fold it, as it reads the last argument (data,
+    not a constant); the other branch returns zeros and compiles to almost nothing. The predicate
+    reads the last argument, not the first, because the first (the logits) would be fused into
+    the predicate's kernel and compiled once more.
     """
-    pred = args[0].ravel()[0] == args[0].ravel()[0]
-    return jax.lax.cond(pred, fn, fn, *args)
+    v = args[-1].ravel()[0]
+    pred = jnp.isfinite(v) | jnp.isnan(v)
+    fn = jax.jit(fn)  # traced once: eval_shape's trace is reused by the branch
+    shapes = jax.eval_shape(fn, *args)
+
+    def never(*_: jax.Array) -> Any:
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    return jax.lax.cond(pred, fn, never, *args)
 
 
 def step(
@@ -229,8 +252,9 @@ def step(
         scale = (weight / jnp.sum(weight))[:, None]  # (B, 1); shared by all runs, (B,) for any S
         (delta,) = loss_vjp(jnp.broadcast_to(scale, per_example.shape))  # (B, C, S)
         real = weight[:, None]  # (B, 1)
-        sums = {k: _sum_rows(jnp.where(real > 0, v, 0.0) * real) for k, v in metrics.items()}
-        return delta, sums
+        return delta, _sum_metrics(
+            {k: jnp.where(real > 0, v, 0.0) * real for k, v in metrics.items()}
+        )
 
     delta, sums = _fence(loss_block, logits, y, weight)
     grads = []
@@ -251,29 +275,32 @@ def evaluate(run: Run, params: Any, x: jax.Array, y: jax.Array) -> dict[str, jax
 
     def means(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
         y = jnp.broadcast_to(y[:, :, None], (*y.shape, logits.shape[-1]))
-        metrics = run.objective.metrics(logits, y, axis=1)  # each (R, S)
-        return {k: _sum_rows(v) / jnp.float32(x.shape[0]) for k, v in metrics.items()}
+        sums = _sum_metrics(run.objective.metrics(logits, y, axis=1))
+        return {k: v / jnp.float32(x.shape[0]) for k, v in sums.items()}
 
     return _fence(means, logits, y)
 
 
-def train_epochs(
-    run: Run, state: State, data: Dataset, n_epochs: int
-) -> tuple[State, dict[str, jax.Array]]:
-    """`n_epochs` epochs of S runs whose params and opt_state are run-last; history (n_epochs, S).
+def train_epochs(run: Run, state: State, data: Dataset, n_epochs: int) -> tuple[State, jax.Array]:
+    """`n_epochs` epochs of S runs whose params and opt_state are run-last, and their history
+    (n_epochs, len(history_keys(run.metric_names)), S), run-last too.
 
     Epoch e of run s shuffles with fold_in(shuffle_key[s], e), as `kldiv.engine.run.train_epoch`.
     """
     x_train, y_train, x_val, y_val = data
     n, batch = x_train.shape[0], run.batch_size
     steps = -(-n // batch)
-    runs = state.shuffle_key.shape[0]
+    runs, features = state.shuffle_key.shape[0], x_train.shape[1]
     # Padding rows repeat row 0 with weight 0, shared by every run.
     weight = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+    # Features and targets side by side, so that an epoch gathers and transposes one table.
+    xy_train = jnp.concatenate([x_train, y_train], axis=1)  # (n, K + C)
 
     def one_step(i: jax.Array, carry: tuple) -> tuple:
         params, opt_state, totals, batch_now, table = carry
-        params, opt_state, sums = step(run, params, opt_state, *batch_now)
+        xy, w = batch_now  # (B, K + C, S), (B,)
+        x, y = xy[:, :features], xy[:, features:]
+        params, opt_state, sums = step(run, params, opt_state, x, y, w)
         totals = {k: totals[k] + sums[k] for k in totals}
         # The next batch rides in the carry: the compute fusions then read loop parameters, not a
         # dynamic slice whose index load (not marked invariant) keeps LLVM from vectorizing them.
@@ -283,7 +310,7 @@ def train_epochs(
         )
         return params, opt_state, totals, batch_next, table
 
-    def one_epoch(state: State, _: None) -> tuple[State, dict[str, jax.Array]]:
+    def one_epoch(state: State, _: None) -> tuple[State, jax.Array]:
         keys = jax.vmap(jax.random.fold_in)(state.shuffle_key, state.epoch)
         orders = epoch_orders(keys, n, run.shuffle)  # (n, S)
         rows = jnp.pad(orders, ((0, steps * batch - n), (0, 0)))  # (steps * batch, S)
@@ -293,14 +320,14 @@ def train_epochs(
             picked = jnp.swapaxes(table[rows], 1, 2)
             return picked.reshape(steps, batch, table.shape[1], runs)
 
-        table = (batches(x_train), batches(y_train), weight)
+        table = (batches(xy_train), weight)
         totals = {m: jnp.zeros((runs,), jnp.float32) for m in run.metric_names}
         carry = (state.params, state.opt_state, totals, tuple(a[0] for a in table), table)
         params, opt_state, totals, _, _ = jax.lax.fori_loop(0, steps, one_step, carry)
         val = evaluate(run, params, x_val, y_val)
-        row = {m: totals[m] / jnp.float32(n) for m in run.metric_names}
-        row |= {f"val_{m}": val[m] for m in run.metric_names}
+        row = [totals[m] / jnp.float32(n) for m in run.metric_names]
+        row += [val[m] for m in run.metric_names]
         state = state._replace(params=params, opt_state=opt_state, epoch=state.epoch + 1)
-        return state, row
+        return state, jnp.stack(row)  # one array per epoch: one write, not one per key
 
     return jax.lax.scan(one_epoch, state, None, length=n_epochs)

@@ -120,7 +120,7 @@ def _lanes_epochs(
 ) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
     state, history = lanes.train_epochs(run, state, data, n_epochs)
     on_train = lanes.evaluate(run, state.params, data.x_train, data.y_train)
-    return state, {k: v.T for k, v in history.items()}, on_train  # history (runs, epochs)
+    return state, history, on_train  # history (epochs, keys, runs): `_history_on_host` splits it
 
 
 _PROGRAMS = {
@@ -598,7 +598,7 @@ def _train_round(
         n_epochs = min(block, epochs - done)
         program = _program(path, "epochs", devices, run, n_epochs=n_epochs)
         state, history, on_train = program((state,), (data,))
-        blocks.append({k: v.reshape(per_round, -1) for k, v in jax.device_get(history).items()})
+        blocks.append(_history_on_host(path, run, jax.device_get(history), per_round))
         done += n_epochs
         if done < epochs and _first_bad_epoch(blocks[-1])[:n_real].all():
             rest = epochs - done
@@ -620,6 +620,16 @@ def _train_round(
     final = {f"train_{m}": on_train[m] for m in run.metric_names}
     final |= {f"test_{m}": history[f"val_{m}"][:, -1] for m in run.metric_names}
     return params, history, {k: final[k] for k in final_keys(run.metric_names)}
+
+
+def _history_on_host(path: str, run: Run, history: Any, per_round: int) -> dict[str, np.ndarray]:
+    """A program's history as history key -> (runs, epochs): the generic program's is already a
+    dict of (devices, chunk, epochs); the lanes program's is one run-last (devices, epochs, keys,
+    chunk) array."""
+    if path == "lanes":
+        keys = history_keys(run.metric_names)
+        history = {k: np.swapaxes(history[:, :, i, :], 1, 2) for i, k in enumerate(keys)}
+    return {k: v.reshape(per_round, -1) for k, v in history.items()}
 
 
 def _exact_fraction(mean: np.ndarray, n: int) -> np.ndarray:
