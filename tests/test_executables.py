@@ -166,23 +166,24 @@ def test_a_first_run_compiles_each_program_once_the_first_epochs_ahead(
     data, cache, monkeypatch, path, n_devices
 ):
     """The first epochs program compiles on another thread from the init program's result
-    shapes; its signature must be the call's, or the call would compile it a second time."""
+    shapes, then the shared metrics' program; their signatures must be the calls', or the calls
+    would compile them a second time."""
     devices = (jax.local_devices() * 2)[:n_devices]
     if len(set(devices)) < n_devices:
         pytest.skip("one CPU device")
     compiles = []
     fresh = executables.compile_fresh
 
-    def counting(jitted, args):
+    def counting(lowered):
         compiles.append(threading.current_thread() is threading.main_thread())
-        return fresh(jitted, args)
+        return fresh(lowered)
 
     monkeypatch.setattr(executables, "compile_fresh", counting)
     seeds = list(range(30))  # two chunks, one per device, on either path
     first = _fresh_train(SMALL, data, seeds, path=path, devices=devices, epoch_chunk=2)
-    # init, the 2-epoch program (ahead, off the main thread), the 1-epoch last block, and the
-    # shared metrics' logits
-    assert sorted(compiles) == [False, True, True, True]
+    # on the main thread: init and the 1-epoch last block; ahead, on the other: the 2-epoch
+    # program (whose call waits for it) and the shared metrics' logits; nothing twice
+    assert sorted(compiles) == [False, False, True, True]
     # a second first-run process would load every program: none was stored under a key that
     # the compile on the other thread changed (it switches JAX's cache off while it runs)
     compiles.clear()

@@ -25,7 +25,7 @@ the probabilities its run reported.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -127,6 +127,24 @@ def expected_calibration_error(
 # Runs evaluated at once by `shared_metrics`: its (runs, rows, classes) float64 temporaries for
 # 10,000 runs took ~1.2 GB, the peak of a `kldiv run --seeds 10000`.
 RUNS_AT_ONCE = 512
+
+
+def logits_ahead(model: MLP, n_runs: int, xs: Sequence[np.ndarray]) -> None:
+    """Compile now the logits programs `shared_metrics` will call for `n_runs` runs on each of
+    `xs` (rows, features), where they are kept on disk and not stored yet: a first run does this
+    on another thread while it trains (`kldiv.engine.runner`)."""
+    from kldiv.engine.executables import Cached
+
+    program = _logits(model)
+    if not isinstance(program, Cached):
+        return
+    block = min(n_runs, RUNS_AT_ONCE)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0)))  # traced, never run
+    params = jax.tree.map(lambda a: np.zeros((block, *a.shape), a.dtype), shapes)
+    for x in xs:
+        finish = program.ahead(params, np.asarray(x, np.float32))
+        if finish is not None:
+            finish()
 
 
 def shared_metrics(

@@ -1,8 +1,8 @@
 """Compiled training programs kept on disk, so a repeated command skips tracing, lowering and
 compiling: `cached(jitted, name, devices)` wraps a jitted program; its first call with a given
 argument signature loads the executable this machine compiled earlier, or compiles and stores it.
-`Cached.prepare` compiles a program ahead of its call from the shapes of its arguments, so two
-programs of a first run can compile at once, one per core.
+`Cached.ahead` prepares a program ahead of its call from the shapes of its arguments, so that a
+first run compiles it while it traces and compiles another.
 
 JAX's persistent compilation cache (`kldiv.runtime.configure`) saves only XLA's compile: every
 process still traces the Python program and lowers it to StableHLO to compute that cache's key,
@@ -51,7 +51,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,10 +230,10 @@ def _without_persistent_cache() -> Iterator[None]:
                 reset_cache()
 
 
-def compile_fresh(jitted: Any, args: tuple) -> Any:
-    """`jitted` lowered and compiled for `args` by XLA, never taken from JAX's cache."""
+def compile_fresh(lowered: Any) -> Any:
+    """A lowered program compiled by XLA, never taken from JAX's cache."""
     with _without_persistent_cache():
-        return jitted.lower(*args).compile()
+        return lowered.compile()
 
 
 class Cached:
@@ -244,6 +244,7 @@ class Cached:
         self.devices = tuple(devices)
         self.where = ", ".join(f"{d.platform}:{d.id}" for d in self.devices)
         self.compiled: dict[str, Any] = {}
+        self._pending: dict[str, threading.Event] = {}  # compiles `ahead` started, by signature
 
     def _path(self, signature: str) -> Path:
         key = "\n".join([self.name, f"on {self.where}", signature, *_environment()])
@@ -254,23 +255,43 @@ class Cached:
         signature = _signature(args)
         return signature in self.compiled or self._path(signature).exists()
 
-    def prepare(self, *args: Any) -> None:
-        """Compile and store the executable for `args` (arrays or `jax.ShapeDtypeStruct`s with
-        the shardings the call's arrays will have) unless it is stored already, without calling
-        it: run on another thread while this one compiles or runs something else."""
+    def ahead(self, *args: Any) -> Callable[[], None] | None:
+        """Prepare the executable for `args` (arrays or `jax.ShapeDtypeStruct`s with the
+        shardings the call's arrays will have) without calling it: trace and lower it now, on
+        this thread, and return the rest (compile, then store) to run on another thread while
+        this one goes on; None when it is stored already. A call with these arguments meanwhile
+        waits for that compile rather than compiling too.
+
+        Tracing and lowering are Python, holding the interpreter's lock; XLA's compile releases
+        it. Lowering before the other thread starts keeps two threads from taking turns at the
+        lock while both trace."""
         signature = _signature(args)
         path = self._path(signature)
-        if signature not in self.compiled and not path.exists():
-            self._compile(signature, path, args)
+        if signature in self.compiled or path.exists():
+            return None
+        lowered = self.jitted.lower(*args)
+        done = self._pending[signature] = threading.Event()
 
-    def _compile(self, signature: str, path: Path, args: tuple) -> Any:
-        program = compile_fresh(self.jitted, args)
+        def finish() -> None:
+            try:
+                program = self.compiled[signature] = compile_fresh(lowered)
+            finally:
+                del self._pending[signature]
+                done.set()
+            store(path, program)
+
+        return finish
+
+    def _compile(self, signature: str, path: Path, lowered: Any) -> Any:
+        program = self.compiled[signature] = compile_fresh(lowered)
         store(path, program)
-        self.compiled[signature] = program
         return program
 
     def __call__(self, *args: Any) -> Any:
         signature = _signature(args)
+        pending = self._pending.get(signature)
+        if pending is not None:
+            pending.wait()
         program = self.compiled.get(signature)
         if program is None:
             path = self._path(signature)
@@ -283,7 +304,7 @@ class Cached:
                 else:
                     self.compiled[signature] = program
                     return result
-            program = self._compile(signature, path, args)
+            program = self._compile(signature, path, self.jitted.lower(*args))
         return program(*args)
 
 

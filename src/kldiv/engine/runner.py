@@ -34,7 +34,7 @@ from kldiv.config import TrainConfig
 from kldiv.data import Dataset
 from kldiv.engine import executables, lanes
 from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
-from kldiv.evaluation import shared_metrics
+from kldiv.evaluation import logits_ahead, shared_metrics
 from kldiv.model import Params
 from kldiv.objectives import FULL_SUPPORT_LOSSES, GENERIC_CHUNK, final_keys, history_keys
 
@@ -159,13 +159,23 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
 
 
 def _compile_ahead(
-    init_program: Any, epochs_program: Any, inits: tuple, data: Dataset, devices: tuple
+    init_program: Any,
+    epochs_program: Any,
+    inits: tuple,
+    data: Dataset,
+    devices: tuple,
+    then: Callable[[], None] | None = None,
 ) -> threading.Thread | None:
-    """On a first run (no stored init program for `inits`), start compiling the first epochs
-    program on another thread, from the shapes of the state the init program will return, so
-    its compile overlaps the init program's (measured: a first `kldiv run` 3.18 -> 3.06 s; XLA
-    already spreads one compile over both cores, so two at once gain little more); None when
-    there is nothing to do. A compile that fails there is left to the call, which compiles again."""
+    """On a first run (no stored init program for `inits`), trace and lower the first epochs
+    program from the shapes of the state the init program will return, and compile it on another
+    thread, then run `then` there (the shared metrics' program); the call of the epochs program
+    waits for that compile (`executables.Cached.ahead`). Returns the thread, or None when there is
+    nothing to do. A program that fails there is left to its call, which compiles it again.
+
+    The epochs program goes first, before the init program is even traced, because it is the
+    longer compile (the tutorial's: about 1 s against 0.25 s), and XLA spreads one compile over
+    both cores. The thread is not a daemon: a process that ends meanwhile still stores what it
+    compiled."""
     cached = all(isinstance(p, executables.Cached) for p in (init_program, epochs_program))
     if not cached or init_program.stored(inits, ()):
         return None
@@ -175,14 +185,20 @@ def _compile_ahead(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=split),
         jax.eval_shape(init_program.jitted, inits, ()),
     )
+    try:
+        finish = epochs_program.ahead((state,), (data,))
+    except Exception:  # the call lowers and compiles instead
+        return None
+    steps = [step for step in (finish, then) if step is not None]
 
-    def compile_epochs() -> None:
-        try:
-            epochs_program.prepare((state,), (data,))
-        except Exception:  # the call compiles instead
-            return
+    def compile_ahead() -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception:  # the call compiles instead
+                pass
 
-    thread = threading.Thread(target=compile_epochs, daemon=True)
+    thread = threading.Thread(target=compile_ahead, name="kldiv-compile-ahead")
     thread.start()
     return thread
 
@@ -509,6 +525,17 @@ def train(
         return np.concatenate([a, np.repeat(a[-1:], pad)]).reshape(n_rounds, len(devices), chunk)
 
     all_seeds, all_hyper = rounds(seed_array), {k: rounds(v) for k, v in hyper.items()}
+    sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
+    _compile_ahead(
+        _program(path, "init", devices, run),
+        _program(path, "epochs", devices, run, n_epochs=block),
+        (all_seeds[0], {k: v[0] for k, v in all_hyper.items()}),
+        trained_on,
+        devices,
+        then=functools.partial(logits_ahead, run.model, n_runs, [x for x, _ in sets.values()])
+        if run.objective.classifies
+        else None,
+    )
     progress = _Progress(on_progress, n_chunks * config.epochs)
     outs = []
     for r in range(n_rounds):
@@ -534,11 +561,7 @@ def train(
     diverged = _diverged(history, final, params, config.epochs)
     if run.objective.classifies:
         truth = run.objective.evaluation_targets
-        sets = {
-            "train": (data.x_train, truth(data.y_train)),
-            "test": (data.x_val, truth(data.y_val)),
-        }
-        final |= shared_metrics(run.model, params, sets)
+        final |= shared_metrics(run.model, params, {k: (x, truth(y)) for k, (x, y) in sets.items()})
     return TrainResult(
         seeds=seed_array.astype(np.int64),
         params=params,
@@ -581,17 +604,7 @@ def _train_round(
     round's params (runs, ...), history (runs, epochs) and final metrics (runs,), runs in order.
     """
     per_round = inits[0].size
-    init_program = _program(path, "init", devices, run)
-    ahead = _compile_ahead(
-        init_program,
-        _program(path, "epochs", devices, run, n_epochs=min(block, epochs)),
-        inits,
-        data,
-        devices,
-    )
-    state = init_program(inits, ())
-    if ahead is not None:
-        ahead.join()
+    state = _program(path, "init", devices, run)(inits, ())
     blocks: list[dict[str, np.ndarray]] = []
     done = 0
     while done < epochs:
