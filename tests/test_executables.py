@@ -256,3 +256,20 @@ def test_the_shared_metrics_program_loads_with_the_bits_it_was_compiled_with(
     assert counts == {"loaded": 1, "stored": 1}
     np.testing.assert_array_equal(compiled, loaded)
     np.testing.assert_array_equal(compiled, plain)
+
+
+def test_a_call_waits_for_a_compile_started_ahead_and_nothing_compiles_twice(cache, monkeypatch):
+    counts = _spy(monkeypatch)
+    program = executables.cached(jax.jit(lambda x: 2 * x), "double", jax.local_devices()[:1], cache)
+    x = np.arange(3, dtype=np.float32)
+    finish = program.ahead(x)
+    assert finish is not None
+    assert program.ahead(x) is None  # already being prepared: one compile per signature
+    results = []
+    caller = threading.Thread(target=lambda: results.append(np.asarray(program(x))))
+    caller.start()  # waits for `finish` (or finds its executable), never compiles itself
+    finish()
+    caller.join()
+    np.testing.assert_array_equal(results[0], 2 * x)
+    assert counts == {"loaded": 0, "stored": 1}
+    assert program.ahead(x) is None  # compiled and stored

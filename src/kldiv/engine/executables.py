@@ -267,7 +267,7 @@ class Cached:
         lock while both trace."""
         signature = _signature(args)
         path = self._path(signature)
-        if signature in self.compiled or path.exists():
+        if signature in self.compiled or signature in self._pending or path.exists():
             return None
         lowered = self.jitted.lower(*args)
         done = self._pending[signature] = threading.Event()
@@ -276,8 +276,8 @@ class Cached:
             try:
                 program = self.compiled[signature] = compile_fresh(lowered)
             finally:
-                del self._pending[signature]
                 done.set()
+                self._pending.pop(signature, None)
             store(path, program)
 
         return finish
