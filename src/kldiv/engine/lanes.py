@@ -175,6 +175,8 @@ def _outer_sum(a: jax.Array, delta: jax.Array) -> jax.Array:
     """sum_r a[r]^T delta[r] per run as one chain over rows: a (R, K, S), delta (R, J, S) -> (K, J, S)."""
     (_, k, s), j = a.shape, delta.shape[1]
     rows = zip(_terms(a, 0), _terms(delta, 0), strict=True)  # (1, K, S), (1, J, S)
+    # Each term as (K, 1, S) x (1, J, S): the same bits as indexing a[r] and delta[r]; the product
+    # taken as one (R, K, J, S) array before the chain was measured to round differently.
     return _chain(jnp.reshape(ar, (k, 1, s)) * jnp.reshape(dr, (1, j, s)) for ar, dr in rows)
 
 
