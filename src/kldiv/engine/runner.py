@@ -169,8 +169,9 @@ def _compile_ahead(
     """On a first run (no stored init program for `inits`), trace and lower the first epochs
     program from the shapes of the state the init program will return, and compile it on another
     thread, then run `then` there (the shared metrics' program); the call of the epochs program
-    waits for that compile (`executables.Cached.ahead`). Returns the thread, or None when there is
-    nothing to do. A program that fails there is left to its call, which compiles it again.
+    waits for that compile (`executables.Cached.ahead`). Returns the thread (`train` joins it
+    before returning), or None when there is nothing to do. A program that fails there is left to
+    its call, which compiles it again.
 
     The epochs program goes first, before the init program is even traced, because it is the
     longer compile (the tutorial's: about 1 s against 0.25 s), and XLA spreads one compile over
@@ -526,7 +527,7 @@ def train(
 
     all_seeds, all_hyper = rounds(seed_array), {k: rounds(v) for k, v in hyper.items()}
     sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
-    _compile_ahead(
+    ahead = _compile_ahead(
         _program(path, "init", devices, run),
         _program(path, "epochs", devices, run, n_epochs=block),
         (all_seeds[0], {k: v[0] for k, v in all_hyper.items()}),
@@ -562,6 +563,8 @@ def train(
     if run.objective.classifies:
         truth = run.objective.evaluation_targets
         final |= shared_metrics(run.model, params, {k: (x, truth(y)) for k, (x, y) in sets.items()})
+    if ahead is not None:
+        ahead.join()  # done by now but for storing: the cache is complete when `train` returns
     return TrainResult(
         seeds=seed_array.astype(np.int64),
         params=params,
