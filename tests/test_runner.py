@@ -192,7 +192,9 @@ def test_bad_arguments_are_rejected(data):
 
 def test_chunk_sizes():
     assert chunk_size("generic", 1, 2) == GENERIC_CHUNK
-    assert chunk_size("lanes", 1, 2) == MIN_LANES
+    assert chunk_size("lanes", 1, 2) == MIN_LANES == 2  # a lone run is padded to two
+    assert chunk_size("lanes", 3, 2) == 2
+    assert chunk_size("lanes", 5, 2) == 4
     assert chunk_size("lanes", 20, 2) == 16
     assert chunk_size("lanes", 1000, 2) == 64
 
@@ -227,7 +229,8 @@ configs = (
 for config in configs:
     for path in ("auto", "generic"):
         alone = train(config, data, [5], path=path)
-        for seeds in ([5, 6], [1, 2, 3, 4, 5], list(range(40))):
+        # chunks of 2, 4, 8, 16, 32 and 64 runs on each of two devices
+        for seeds in ([5, 6], [1, 2, 3, 4, 5], *(list(range(n)) for n in (12, 30, 40, 100))):
             inside = train(config, data, seeds, path=path).run(seeds.index(5))
             same = all(np.array_equal(a, b) for a, b in zip(
                 jax.tree.leaves((alone.params, alone.history, alone.final)),

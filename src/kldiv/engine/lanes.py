@@ -56,12 +56,11 @@ COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 MAX_WIDTH = 128
 MAX_BATCH = 512
 # `path='auto'` takes this path only up to this many multiply-adds per example (`multiply_adds`).
-# A chunk is at least `runner.MIN_LANES` (16) runs and a lane's chains load both operands of every
-# term, so a seed alone costs 16 runs' arithmetic; the generic path runs it alone with XLA's dots.
-# Measured per run (one core, SGD, batch 32), generic alone / lanes in chunks of 16 / of 64:
-# 2-50-3 (250) 20 / 13 / 5 ms; 2-128-3 (640) 28 / 36 / 36 ms; 2-50-50-3 (2,750) 44 / 42 / 33 ms;
-# 64-20-10 (1,480) 80 / 102 / 92 ms; 64-50-10 (3,700) 145 / 149 / 167 ms. One 64-50-10 seed alone:
-# 0.11 s generic, 1.7 s lanes.
+# A lane's chains load both operands of every term, so per run this path loses to XLA's dots as
+# the network grows. Measured per run (one core, SGD, batch 32), generic alone / lanes in chunks
+# of 16 / of 64: 2-50-3 (250) 20 / 13 / 5 ms; 2-128-3 (640) 28 / 36 / 36 ms; 2-50-50-3 (2,750)
+# 44 / 42 / 33 ms; 64-20-10 (1,480) 80 / 102 / 92 ms; 64-50-10 (3,700) 145 / 149 / 167 ms. (A
+# lone seed was then padded to 16 runs, now to `runner.MIN_LANES`.)
 AUTO_MAX_MULTIPLY_ADDS = 512
 # Their updates are elementwise per parameter, so vmapping them over the run axis keeps lanes apart.
 OPTIMIZERS = (SGD, Adam, AdamW, RMSProp)
@@ -271,8 +270,13 @@ def step(
     return optax.apply_updates(params, updates), opt_state, sums
 
 
+@functools.partial(jax.jit, static_argnames="run")
 def evaluate(run: Run, params: Any, x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-    """Each metric's mean for S runs on the shared rows x (R, K), y (R, C): (S,) arrays."""
+    """Each metric's mean for S runs on the shared rows x (R, K), y (R, C): (S,) arrays.
+
+    Jitted, so a program that evaluates twice on rows of one shape (each epoch's validation and
+    the final training-set evaluation, when both sets have as many rows) traces and lowers it
+    once."""
     logits, _, _ = _forward(run, params, x[:, :, None])  # (R, C, S)
 
     def means(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
