@@ -42,8 +42,9 @@ ProgressFn = Callable[[int, int], None]
 LANES_CHUNK = 64
 # XLA:CPU drops an axis of length 1 and vectorises another one instead, which on AVX-512 changes
 # the last bit of some results: a chunk of one run is padded to two. From two runs up, a run's bits
-# do not depend on the chunk (tests/test_lanes.py, natively and under AVX2, AVX and SSE4.2), and a
-# lone seed trains 3x faster in a chunk of 2 than of 16 (the tutorial: 45 against 140 ms).
+# do not depend on the chunk (tests/test_lanes.py natively, tests/test_runner.py also under AVX2,
+# AVX and SSE4.2), and a lone seed trains 3x faster in a chunk of 2 than of 16 (the tutorial: 45
+# against 140 ms).
 MIN_LANES = 2
 PATHS = ("auto", "lanes", "generic")
 
