@@ -44,6 +44,7 @@ from kldiv.data import Dataset
 from kldiv.engine.run import Run, State
 from kldiv.engine.shuffle import epoch_orders
 from kldiv.model import ACTIVATION_FNS
+from kldiv.objectives import history_keys
 from kldiv.optimizers import SGD, Adam, AdamW, RMSProp
 
 # Compile with these (`jax.jit(..., compiler_options=COMPILER_OPTIONS)`): YNNPACK library fusions
@@ -331,9 +332,10 @@ def train_epochs(run: Run, state: State, data: Dataset, n_epochs: int) -> tuple[
         carry = (state.params, state.opt_state, totals, tuple(a[0] for a in table), table)
         params, opt_state, totals, _, _ = jax.lax.fori_loop(0, steps, one_step, carry)
         val = evaluate(run, params, x_val, y_val)
-        row = [totals[m] / jnp.float32(n) for m in run.metric_names]
-        row += [val[m] for m in run.metric_names]
+        row = {m: totals[m] / jnp.float32(n) for m in run.metric_names}
+        row |= {f"val_{m}": val[m] for m in run.metric_names}
         state = state._replace(params=params, opt_state=opt_state, epoch=state.epoch + 1)
-        return state, jnp.stack(row)  # one array per epoch: one write, not one per key
+        # one array per epoch, one write rather than one per key, in the order the runner reads
+        return state, jnp.stack([row[k] for k in history_keys(run.metric_names)])
 
     return jax.lax.scan(one_epoch, state, None, length=n_epochs)
