@@ -100,6 +100,18 @@ def test_the_device_count_does_not_change_results(data, loss, path):
     assert _same_run(one, two)
 
 
+@pytest.mark.parametrize("optimizer", [None, Adam(learning_rate=0.01)], ids=["sgd", "adam"])
+def test_the_host_initial_state_trains_the_bits_the_init_program_does(data, monkeypatch, optimizer):
+    """The lanes path starts from `host_init`'s state; with it declined, from the init program."""
+    from kldiv.engine import host_init
+
+    config = SMALL if optimizer is None else SMALL.replace(optimizer=optimizer)
+    seeds = [0, 5, 2**32 - 1, *range(100, 130)]  # two chunks of 32: two devices or rounds
+    on_host = train(config, data, seeds, path="lanes")
+    monkeypatch.setattr(host_init, "initial_state", lambda *args: None)
+    assert _same_run(on_host, train(config, data, seeds, path="lanes"))
+
+
 def test_same_seed_same_run_and_different_seeds_differ(data):
     a, b, c = train(SMALL, data, [7]), train(SMALL, data, [7]), train(SMALL, data, [8])
     assert _same_run(a, b)

@@ -103,3 +103,19 @@ def test_registering_twice_is_harmless():
     lower_unrolled_on_cpu()
     lower_unrolled_on_cpu()
     assert jax.random.bits(jax.random.key(3), (2,)).shape == (2,)
+
+
+def test_numpy_words_hash_like_jax_and_are_left_unchanged():
+    """The host's hash (`kldiv.engine.host_init`) updates its working arrays in place: the
+    caller's arrays must come back untouched, and the words must be JAX's."""
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 2**32, size=(4, 1), dtype=np.uint64).astype(np.uint32)
+    x = rng.integers(0, 2**32, size=(2, 1, 50), dtype=np.uint64).astype(np.uint32)
+    before = (keys.copy(), x.copy())
+    y0, y1 = hash_2x32(keys, keys[::-1], x[0], x[1])  # (4, 1) keys against (1, 50) counters
+    j0, j1 = jax.jit(hash_2x32)(keys, keys[::-1], x[0], x[1])
+    assert y0.shape == y1.shape == (4, 50) and y0.dtype == np.uint32
+    np.testing.assert_array_equal(y0, j0)
+    np.testing.assert_array_equal(y1, j1)
+    np.testing.assert_array_equal(keys, before[0])
+    np.testing.assert_array_equal(x, before[1])

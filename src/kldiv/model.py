@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,20 +43,35 @@ class MLP:
     hidden_init: str = "he_uniform"
     output_init: str = "glorot_uniform"
 
+    @property
+    def n_weights(self) -> int:
+        """How many kernel entries the layers have (biases not counted)."""
+        return sum(i * o for i, o in itertools.pairwise(self.sizes))
+
     def init(self, key: jax.Array) -> Params:
         """Initial weights from one typed PRNG key.
 
         One draw of U(-1, 1) for all kernels, in layer order, each slice scaled by its layer's
-        limit: a single random-bits call, which keeps the compiled program small (each call site of
-        `jax.random` costs XLA:CPU about half a second of compilation).
+        limit (`from_uniform`): a single random-bits call, which keeps the compiled program small
+        (each call site of `jax.random` costs XLA:CPU about half a second of compilation).
         """
+        return self.from_uniform(
+            jax.random.uniform(key, (self.n_weights,), jnp.float32, -1.0, 1.0), jnp
+        )
+
+    def from_uniform(self, u: Any, xp: Any = jnp) -> Params:
+        """The layers from a float32 draw u (..., n_weights) of U(-1, 1): kernel l is the next
+        fan_in * fan_out entries of u in row-major order, times its initialiser's limit; biases
+        zero. Leading axes of u lead every array; `xp` (jax.numpy or numpy) makes the zeros, so the
+        host computes the same float32 products (`kldiv.engine.host_init`)."""
         shapes = list(itertools.pairwise(self.sizes))
-        u = jax.random.uniform(key, (sum(i * o for i, o in shapes),), jnp.float32, -1.0, 1.0)
-        layers, start = [], 0
+        lead, layers, start = u.shape[:-1], [], 0
         for i, (fan_in, fan_out) in enumerate(shapes):
             name = self.output_init if i == len(shapes) - 1 else self.hidden_init
-            w = INIT_LIMITS[name](fan_in, fan_out) * u[start : start + fan_in * fan_out]
-            layers.append((w.reshape(fan_in, fan_out), jnp.zeros((fan_out,), jnp.float32)))
+            w = INIT_LIMITS[name](fan_in, fan_out) * u[..., start : start + fan_in * fan_out]
+            layers.append(
+                (w.reshape(*lead, fan_in, fan_out), xp.zeros((*lead, fan_out), xp.float32))
+            )
             start += fan_in * fan_out
         return tuple(layers)
 

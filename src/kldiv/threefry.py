@@ -17,6 +17,8 @@ specification's known answers and JAX's own lowering, through `jax.random`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,27 +27,30 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
 
 
-def _rotate_left(x: jax.Array, d: int) -> jax.Array:
-    return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
-
-
-def hash_2x32(
-    key1: jax.Array, key2: jax.Array, x1: jax.Array, x2: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+def hash_2x32(key1: Any, key2: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
     """Threefry-2x32 with 20 rounds: the key (key1, key2) applied to the counter words (x1, x2).
 
-    All uint32, broadcast together; returns the two output words. Rounds of 4 alternate the two
-    rotation sets; after round group g (1..5) the key schedule adds ks[g % 3] and ks[(g + 1) % 3] + g,
-    with ks = (key1, key2, key1 ^ key2 ^ 0x1BD11BDA).
+    All uint32 JAX or NumPy arrays, broadcast together; returns the two output words. Rounds of 4
+    alternate the two rotation sets; after round group g (1..5) the key schedule adds ks[g % 3]
+    and ks[(g + 1) % 3] + g, with ks = (key1, key2, key1 ^ key2 ^ 0x1BD11BDA).
+
+    Written with augmented assignments: JAX rebinds, NumPy updates the two fresh working arrays in
+    place, which makes the host's hash (`kldiv.engine.host_init`) about 4x faster.
     """
     ks = (key1, key2, key1 ^ key2 ^ _PARITY)
     x1, x2 = x1 + ks[0], x2 + ks[1]
+    if isinstance(x1, np.ndarray):  # the working arrays, each at the broadcast shape
+        x1, x2 = (np.array(a) for a in np.broadcast_arrays(x1, x2))
     for group in range(1, 6):
         for r in _ROTATIONS[(group - 1) % 2]:
-            x1 = x1 + x2
-            x2 = x1 ^ _rotate_left(x2, r)
-        x1 = x1 + ks[group % 3]
-        x2 = x2 + ks[(group + 1) % 3] + np.uint32(group)
+            x1 += x2
+            high = x2 << np.uint32(r)
+            x2 >>= np.uint32(32 - r)
+            x2 |= high  # x2 rotated left by r
+            x2 ^= x1
+        x1 += ks[group % 3]
+        x2 += ks[(group + 1) % 3]
+        x2 += np.uint32(group)
     return x1, x2
 
 

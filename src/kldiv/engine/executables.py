@@ -182,17 +182,30 @@ def load(path: Path, devices: Sequence[Any]) -> Any | None:
         return None
 
 
-def store(path: Path, compiled: Any) -> None:
-    """Write `compiled` to `path` atomically; a program that cannot be serialised, or a write
-    that fails, leaves no entry (the next process compiles again)."""
+def serialized(compiled: Any) -> bytes | None:
+    """The cache entry for `compiled` (magic, SHA-256 of the payload, payload), or None where it
+    cannot be serialised. It must be taken before the executable first runs: XLA:CPU (jaxlib
+    0.10.2) resolves a sort's comparator at the sort's first execution and cannot serialise the
+    executable after that ("`LessThan` is not serializable")."""
     try:
         from jax.experimental.serialize_executable import serialize
 
         payload = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # a program that cannot be stored is only compiled again
+        return None
+    return _MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def write(path: Path, entry: bytes | None) -> None:
+    """Write `entry` to `path` atomically; None, or a write that fails, leaves no entry (the next
+    process compiles again)."""
+    if entry is None:
+        return
+    try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+                f.write(entry)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -258,7 +271,7 @@ class Cached:
     def ahead(self, *args: Any) -> Callable[[], None] | None:
         """Prepare the executable for `args` (arrays or `jax.ShapeDtypeStruct`s with the
         shardings the call's arrays will have) without calling it: trace and lower it now, on
-        this thread, and return the rest (compile, then store) to run on another thread while
+        this thread, and return the rest (compile, serialise, then write) to run on another thread while
         this one goes on; None when it is stored already. A call with these arguments meanwhile
         waits for that compile rather than compiling too.
 
@@ -273,18 +286,20 @@ class Cached:
         done = self._pending[signature] = threading.Event()
 
         def finish() -> None:
+            entry = None
             try:
                 program = self.compiled[signature] = compile_fresh(lowered)
+                entry = serialized(program)  # before a waiting call can run it
             finally:
                 done.set()
                 self._pending.pop(signature, None)
-            store(path, program)
+            write(path, entry)
 
         return finish
 
     def _compile(self, signature: str, path: Path, lowered: Any) -> Any:
         program = self.compiled[signature] = compile_fresh(lowered)
-        store(path, program)
+        write(path, serialized(program))
         return program
 
     def __call__(self, *args: Any) -> Any:

@@ -31,7 +31,7 @@ from kldiv import runtime
 from kldiv.checks import ConfigError
 from kldiv.config import TrainConfig
 from kldiv.data import Dataset
-from kldiv.engine import executables, lanes
+from kldiv.engine import executables, host_init, lanes
 from kldiv.engine.run import Run, State, evaluate_final_train, init, train_epochs
 from kldiv.evaluation import logits_ahead, shared_metrics
 from kldiv.model import Params
@@ -160,37 +160,63 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
     return executables.cached(jitted, name, devices, runtime.executable_cache_dir())
 
 
+def _split(devices: tuple) -> jax.sharding.NamedSharding:
+    """The placement of a program's chunked arguments and results: the leading axis over `devices`."""
+    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
+
+
+def _host_state(path: str, run: Run, devices: tuple, inits: tuple) -> State | None:
+    """A lanes round's initial state computed on the host (`host_init`), placed where the init
+    program would have put it; None where the init program has to compute it."""
+    if path != "lanes":
+        return None
+    state = host_init.initial_state(run, *inits)
+    return None if state is None else jax.device_put(state, _split(devices))
+
+
+def _initial_state(path: str, run: Run, devices: tuple, inits: tuple) -> State:
+    """A round's initial state from its seeds and optimizer numbers, each (devices, chunk)."""
+    state = _host_state(path, run, devices, inits)
+    return state if state is not None else _program(path, "init", devices, run)(inits, ())
+
+
 def _compile_ahead(
     init_program: Any,
     epochs_program: Any,
     inits: tuple,
+    state: State | None,
     data: Dataset,
     devices: tuple,
     then: Callable[[], None] | None = None,
 ) -> threading.Thread | None:
-    """On a first run (no stored init program for `inits`), trace and lower the first epochs
-    program from the shapes of the state the init program will return, and compile it on another
-    thread, then run `then` there (the shared metrics' program); the call of the epochs program
-    waits for that compile (`executables.Cached.ahead`). Returns the thread (`train` joins it
-    before returning), or None when there is nothing to do. A program that fails there is left to
-    its call, which compiles it again.
+    """On a first run (the first epochs program not stored), trace and lower that program and
+    compile it on another thread, then run `then` there (the shared metrics' program); the call
+    of the epochs program waits for that compile (`executables.Cached.ahead`). Returns the thread
+    (`train` joins it before returning), or None when there is nothing to do. A program that
+    fails there is left to its call, which compiles it again.
 
-    The epochs program goes first, before the init program is even traced, because it is the
-    longer compile (the tutorial's: about 1 s against 0.25 s), and XLA spreads one compile over
-    both cores. The thread is not a daemon: a process that ends meanwhile still stores what it
-    compiled."""
-    cached = all(isinstance(p, executables.Cached) for p in (init_program, epochs_program))
-    if not cached or init_program.stored(inits, ()):
+    state: the first round's initial state where the host computed it (`_host_state`), else
+    None: the init program computes it. Then a stored init program marks a warm run (known
+    without tracing anything), and on a first run the epochs program is lowered from the shapes
+    the init program will return, before that program is even traced: the epochs program is the
+    longer compile, and XLA spreads one compile over both cores. The thread is not a daemon: a
+    process that ends meanwhile still stores what it compiled."""
+    programs = (epochs_program,) if state is not None else (init_program, epochs_program)
+    if not all(isinstance(p, executables.Cached) for p in programs):
         return None
-    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
-    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
-    state = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=split),
-        jax.eval_shape(init_program.jitted, inits, ()),
-    )
+    if state is None:
+        if init_program.stored(inits, ()):
+            return None
+        state = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=_split(devices)),
+            jax.eval_shape(init_program.jitted, inits, ()),
+        )
     try:
         finish = epochs_program.ahead((state,), (data,))
     except Exception:  # the call lowers and compiles instead
+        return None
+    if finish is None:  # stored: a warm run
         return None
     steps = [step for step in (finish, then) if step is not None]
 
@@ -528,11 +554,14 @@ def train(
         return np.concatenate([a, np.repeat(a[-1:], pad)]).reshape(n_rounds, len(devices), chunk)
 
     all_seeds, all_hyper = rounds(seed_array), {k: rounds(v) for k, v in hyper.items()}
+    inits = [(all_seeds[r], {k: v[r] for k, v in all_hyper.items()}) for r in range(n_rounds)]
     sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
+    first = _host_state(path, run, devices, inits[0])
     ahead = _compile_ahead(
         _program(path, "init", devices, run),
         _program(path, "epochs", devices, run, n_epochs=block),
-        (all_seeds[0], {k: v[0] for k, v in all_hyper.items()}),
+        inits[0],
+        first,
         trained_on,
         devices,
         then=functools.partial(logits_ahead, run.model, n_runs, [x for x, _ in sets.values()])
@@ -548,7 +577,9 @@ def train(
                 path,
                 run,
                 devices,
-                (all_seeds[r], {k: v[r] for k, v in all_hyper.items()}),
+                first
+                if r == 0 and first is not None
+                else _initial_state(path, run, devices, inits[r]),
                 trained_on,
                 config.epochs,
                 block,
@@ -595,7 +626,7 @@ def _train_round(
     path: str,
     run: Run,
     devices: tuple,
-    inits: tuple[np.ndarray, dict[str, np.ndarray]],
+    state: State,
     data: Dataset,
     epochs: int,
     block: int,
@@ -605,11 +636,10 @@ def _train_round(
     """One chunk of runs per device, `block` epochs per compiled call; stops early once every one
     of the round's `n_real` real runs has diverged (the rest of the history is NaN).
 
-    inits: seeds (devices, chunk) and the optimizer's numbers, each (devices, chunk). Returns the
-    round's params (runs, ...), history (runs, epochs) and final metrics (runs,), runs in order.
+    state: the round's initial state (`_initial_state`). Returns the round's params (runs, ...),
+    history (runs, epochs) and final metrics (runs,), runs in order.
     """
-    per_round = inits[0].size
-    state = _program(path, "init", devices, run)(inits, ())
+    per_round = state.epoch.size
     blocks: list[dict[str, np.ndarray]] = []
     done = 0
     while done < epochs:
