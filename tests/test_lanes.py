@@ -239,13 +239,23 @@ def test_sum_rows_is_a_sum(rows):
     np.testing.assert_allclose(lanes._sum_rows(jnp.asarray(values)), values.sum(0), rtol=1e-5)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("run", "n_epochs"), compiler_options=lanes.COMPILER_OPTIONS
-)
 def _lanes_program(seeds, hyper, data, run, n_epochs):
-    state = _lanes_init(seeds, hyper, run=run)
-    state, history, on_train = _lanes_epochs(state, data, run=run, n_epochs=n_epochs)
-    return lanes.to_runs_first((state.params, history)), on_train
+    """Init and epochs for len(seeds) runs, compiled with the runner's options for that chunk."""
+    return _compiled_for(len(seeds))(seeds, hyper, data, run, n_epochs)
+
+
+@functools.cache
+def _compiled_for(chunk):
+    def program(seeds, hyper, data, run, n_epochs):
+        state = _lanes_init(seeds, hyper, run=run)
+        state, history, on_train = _lanes_epochs(state, data, run=run, n_epochs=n_epochs)
+        return lanes.to_runs_first((state.params, history)), on_train
+
+    return jax.jit(
+        program,
+        static_argnames=("run", "n_epochs"),
+        compiler_options=lanes.compiler_options(chunk),
+    )
 
 
 BITWISE_CONFIGS = [TrainConfig(epochs=3, loss=name) for name in loss_names()] + [

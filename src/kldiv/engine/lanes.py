@@ -47,10 +47,27 @@ from kldiv.model import ACTIVATION_FNS
 from kldiv.objectives import history_keys
 from kldiv.optimizers import SGD, Adam, AdamW, RMSProp
 
-# Compile with these (`jax.jit(..., compiler_options=COMPILER_OPTIONS)`): YNNPACK library fusions
-# off, because their kernels choose vector code paths by shape (an `exp` over (500, 3) and over
-# (16000, 3) differ in the last bit), which would make a run's bits depend on the chunk size.
+# Compile with these (`compiler_options`): YNNPACK library fusions off, because their kernels
+# choose vector code paths by shape (an `exp` over (500, 3) and over (16000, 3) differ in the last
+# bit), which would make a run's bits depend on the chunk size.
 COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# Chunks of up to this many runs are compiled with LLVM at -O1 rather than XLA's default -O2: the
+# tutorial's epochs program, measured alone (medians of 4 alternated compiles), compiles in 0.80
+# against 0.83 s at 2 lanes, 0.89 against 1.01 s at 4 and 0.93 against 0.99 s at 8, and trains its
+# 100 epochs in 32 against 39 ms at 2 lanes (8 lanes: 66 against 78 ms). At 64 lanes -O1 trains
+# slower: `kldiv run --seeds 1000` took 5.6 against 4.9 s. LLVM is not allowed to reassociate or
+# contract floating-point operations at either level, so the bits are the same: every chunk size
+# at its own level against 64 runs at -O2, over 13 configurations, natively and with XLA limited
+# to AVX2 and to SSE4.2 (tests/test_lanes.py and tests/test_runner.py check chunk sizes).
+SMALL_CHUNK = 8
+
+
+def compiler_options(chunk: int) -> dict[str, Any]:
+    """XLA's options for a program of `chunk` runs per device (see `SMALL_CHUNK`)."""
+    if chunk <= SMALL_CHUNK:
+        return {**COMPILER_OPTIONS, "xla_backend_optimization_level": 1}
+    return dict(COMPILER_OPTIONS)
+
 
 # Widest layer the chains are unrolled for: the program grows with the widths, and beyond this the
 # compile time outweighs the gain.

@@ -129,13 +129,13 @@ _PROGRAMS = {
     "generic": {"init": _generic_init, "epochs": _generic_epochs},
     "lanes": {"init": _lanes_init, "epochs": _lanes_epochs},
 }
-_COMPILER_OPTIONS = {"generic": None, "lanes": lanes.COMPILER_OPTIONS}
 
 
 @functools.lru_cache(maxsize=64)
-def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> Callable:
-    """One chunk's `kind` program compiled once for `devices`, each running one chunk (and kept
-    on disk where `kldiv.runtime.configure` set up a cache: `kldiv.engine.executables`).
+def _program(path: str, kind: str, devices: tuple, run: Run, chunk: int, **static: int) -> Callable:
+    """One chunk's `kind` program compiled once for `devices`, each running one chunk of `chunk`
+    runs (and kept on disk where `kldiv.runtime.configure` set up a cache:
+    `kldiv.engine.executables`).
 
     Called as program(chunked, whole) with two tuples of arguments: every leaf of `chunked` carries
     a leading (devices,) axis split over the devices; `whole` (the data, if any) is replicated.
@@ -155,8 +155,9 @@ def _program(path: str, kind: str, devices: tuple, run: Run, **static: int) -> C
         out_specs=split,
         check_vma=False,  # per-device programs: no collectives
     )
-    jitted = jax.jit(spread, compiler_options=_COMPILER_OPTIONS[path])
-    name = f"{path} {kind} {sorted(static.items())} {run!r} {_COMPILER_OPTIONS[path]}"
+    options = lanes.compiler_options(chunk) if path == "lanes" else None
+    jitted = jax.jit(spread, compiler_options=options)
+    name = f"{path} {kind} {sorted(static.items())} {run!r} {options}"
     return executables.cached(jitted, name, devices, runtime.executable_cache_dir())
 
 
@@ -178,7 +179,9 @@ def _host_state(path: str, run: Run, devices: tuple, inits: tuple) -> State | No
 def _initial_state(path: str, run: Run, devices: tuple, inits: tuple) -> State:
     """A round's initial state from its seeds and optimizer numbers, each (devices, chunk)."""
     state = _host_state(path, run, devices, inits)
-    return state if state is not None else _program(path, "init", devices, run)(inits, ())
+    if state is None:
+        state = _program(path, "init", devices, run, inits[0].shape[1])(inits, ())
+    return state
 
 
 def _compile_ahead(
@@ -558,8 +561,8 @@ def train(
     sets = {"train": (data.x_train, data.y_train), "test": (data.x_val, data.y_val)}
     first = _host_state(path, run, devices, inits[0])
     ahead = _compile_ahead(
-        _program(path, "init", devices, run),
-        _program(path, "epochs", devices, run, n_epochs=block),
+        _program(path, "init", devices, run, chunk),
+        _program(path, "epochs", devices, run, chunk, n_epochs=block),
         inits[0],
         first,
         trained_on,
@@ -644,7 +647,9 @@ def _train_round(
     done = 0
     while done < epochs:
         n_epochs = min(block, epochs - done)
-        program = _program(path, "epochs", devices, run, n_epochs=n_epochs)
+        program = _program(
+            path, "epochs", devices, run, per_round // len(devices), n_epochs=n_epochs
+        )
         state, history, on_train = program((state,), (data,))
         blocks.append(_history_on_host(path, run, jax.device_get(history), per_round))
         done += n_epochs
