@@ -17,9 +17,9 @@ with hash the Threefry-2x32 of `kldiv.threefry`. The weights then come from `MLP
 the model's own code, and the optimizer's state from its Optax init traced once (`_optimizer_state`).
 
 `initial_state` supports: an `MLP` run, under JAX's default `threefry2x32` PRNG with
-`jax_threefry_partitionable` on, and an optimizer whose init sets every leaf to a constant or to
-one of its hyperparameters (all of `lanes.OPTIMIZERS`); it returns None for anything else, and the
-caller runs the init program instead. tests/test_host_init.py checks it against that program bit
+`jax_threefry_partitionable` on, and an optimizer whose init sets every leaf to a constant, one
+of its hyperparameters or a weight (all of `lanes.OPTIMIZERS`); it returns None for anything else,
+and the caller runs the init program instead. tests/test_host_init.py checks it against that program bit
 for bit.
 """
 
