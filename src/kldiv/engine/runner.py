@@ -131,6 +131,12 @@ _PROGRAMS = {
 }
 
 
+def _split(devices: tuple) -> jax.sharding.NamedSharding:
+    """The placement of a program's chunked arguments and results: the leading axis over `devices`."""
+    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
+
+
 @functools.lru_cache(maxsize=64)
 def _program(path: str, kind: str, devices: tuple, run: Run, chunk: int, **static: int) -> Callable:
     """One chunk's `kind` program compiled once for `devices`, each running one chunk of `chunk`
@@ -141,8 +147,7 @@ def _program(path: str, kind: str, devices: tuple, run: Run, chunk: int, **stati
     a leading (devices,) axis split over the devices; `whole` (the data, if any) is replicated.
     """
     fn = functools.partial(_PROGRAMS[path][kind], run=run, **static)
-    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
-    split, whole = jax.sharding.PartitionSpec("chunk"), jax.sharding.PartitionSpec()
+    split, replicated = _split(devices), jax.sharding.PartitionSpec()
 
     def per_device(chunked: tuple, whole: tuple) -> Any:
         mine = jax.tree.map(lambda a: a[0], chunked)  # this device's chunk
@@ -150,21 +155,15 @@ def _program(path: str, kind: str, devices: tuple, run: Run, chunk: int, **stati
 
     spread = jax.shard_map(
         per_device,
-        mesh=mesh,
-        in_specs=(split, whole),
-        out_specs=split,
+        mesh=split.mesh,
+        in_specs=(split.spec, replicated),
+        out_specs=split.spec,
         check_vma=False,  # per-device programs: no collectives
     )
     options = lanes.compiler_options(chunk) if path == "lanes" else None
     jitted = jax.jit(spread, compiler_options=options)
     name = f"{path} {kind} {sorted(static.items())} {run!r} {options}"
     return executables.cached(jitted, name, devices, runtime.executable_cache_dir())
-
-
-def _split(devices: tuple) -> jax.sharding.NamedSharding:
-    """The placement of a program's chunked arguments and results: the leading axis over `devices`."""
-    mesh = jax.sharding.Mesh(np.array(devices), ("chunk",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chunk"))
 
 
 def _host_state(path: str, run: Run, devices: tuple, inits: tuple) -> State | None:
